@@ -1,0 +1,3 @@
+from aiarch.cli import main
+
+main()

@@ -1,0 +1,299 @@
+"""aiarch.yaml: the one description of a deployment that up, bench and compare read.
+
+Any project with a valid aiarch.yaml can be deployed and measured, generated or not::
+
+    config = load_config(Path("my-app"))          # reads my-app/aiarch.yaml
+    config.entrypoint                              # ("gateway", Service(...))
+
+Validation errors are flattened into one line that names each field path, e.g.
+``services.inference.replicas: must be >= 1``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from aiarch.errors import ConfigError
+
+CONFIG_FILENAME = "aiarch.yaml"
+NAME_PATTERN = r"^[a-z][a-z0-9-]*$"
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)([kmg])$", re.IGNORECASE)
+_MEMORY_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``30``, ``2.5``, ``"30s"``, ``"1m30s"`` or ``"500ms"``."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 30s, 2m or 1m30s")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        parts = _DURATION_PART.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            raise ValueError(f"{value!r} is not a duration; use e.g. 30s, 2m or 1m30s")
+        seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    else:
+        raise ValueError("must be a duration such as 30s, 2m or 1m30s")
+    if seconds < 0:
+        raise ValueError("must not be negative")
+    return seconds
+
+
+def parse_memory(value: str) -> int:
+    """Bytes from a Docker-style size: ``512m``, ``2g``, ``1.5g``."""
+    match = _MEMORY.match(value.strip())
+    if not match:
+        raise ValueError(f"{value!r} is not a memory size; use e.g. 512m or 2g")
+    return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()])
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Build(_Model):
+    """How to build a service's image; paths are relative to the project folder."""
+
+    context: str = "."
+    dockerfile: str = "Dockerfile"
+    args: dict[str, str] = Field(default_factory=dict)
+
+
+class Resources(_Model):
+    """Limits for each replica; unset means no limit."""
+
+    cpus: float | None = Field(default=None, gt=0)
+    memory: str | None = None
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_is_a_size(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_memory(value)
+        return value
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return None if self.memory is None else parse_memory(self.memory)
+
+
+class Service(_Model):
+    """One deployable unit. Each dependency's address reaches it as ``<NAME>_URL``."""
+
+    build: Build
+    # Run from the project folder by the local-process runtime; "python" means the current
+    # interpreter. The Docker runtime uses the image's own CMD.
+    command: list[str] = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    health_path: str = Field(default="/healthz", pattern=r"^/")
+    readiness_path: str = Field(default="/readyz", pattern=r"^/")
+    entrypoint: bool = False
+    replicas: int = Field(default=1, ge=1, le=64)
+    resources: Resources = Field(default_factory=Resources)
+    gpus: int = Field(default=0, ge=0)
+    environment: dict[str, str] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _environment_values_are_text(cls, value: Any) -> Any:
+        # YAML turns `MODEL_SEED: 1` into an int; an environment only holds strings.
+        if isinstance(value, Mapping):
+            return {
+                k: v if isinstance(v, str) else _yaml_scalar_text(v) for k, v in value.items()
+            }
+        return value
+
+
+def _yaml_scalar_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value  # let validation reject lists and mappings
+
+
+class BenchDefaults(_Model):
+    """What `aiarch bench` does when no flag says otherwise."""
+
+    scenario: str = "locustfile.py"
+    users: int = Field(default=16, ge=1)
+    spawn_rate: float = Field(default=16.0, gt=0)
+    duration: Duration = 30.0
+    warmup: Duration = 5.0
+
+    @model_validator(mode="after")
+    def _warmup_shorter_than_run(self) -> BenchDefaults:
+        if self.duration <= 0:
+            raise ValueError("duration: must be > 0")
+        if self.warmup >= self.duration:
+            raise ValueError("warmup: must be shorter than duration")
+        return self
+
+
+class ProjectConfig(_Model):
+    """The whole of aiarch.yaml."""
+
+    version: Literal[1] = 1
+    name: Name
+    architecture: Name
+    services: dict[str, Service] = Field(min_length=1)
+    bench: BenchDefaults = Field(default_factory=BenchDefaults)
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, services: dict[str, Service]) -> dict[str, Service]:
+        for name in services:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"service name {name!r} must match {NAME_PATTERN}")
+        return services
+
+    @model_validator(mode="after")
+    def _topology(self) -> ProjectConfig:
+        entrypoints = [n for n, s in self.services.items() if s.entrypoint]
+        if len(entrypoints) != 1:
+            found = ", ".join(entrypoints) or "none"
+            raise ValueError(
+                f"services: exactly one service needs `entrypoint: true` (found: {found})"
+            )
+        for name, service in self.services.items():
+            for dependency in service.depends_on:
+                if dependency not in self.services:
+                    known = ", ".join(sorted(self.services))
+                    raise ValueError(
+                        f"services.{name}.depends_on: unknown service {dependency!r} "
+                        f"(services: {known})"
+                    )
+        self.start_order()  # raises on a cycle
+        return self
+
+    @property
+    def entrypoint(self) -> tuple[str, Service]:
+        return next((n, s) for n, s in self.services.items() if s.entrypoint)
+
+    def start_order(self) -> list[str]:
+        """Service names, dependencies before their dependents."""
+        order: list[str] = []
+        state: dict[str, str] = {}
+
+        def visit(name: str, path: list[str]) -> None:
+            if state.get(name) == "done":
+                return
+            if state.get(name) == "visiting":
+                cycle = " -> ".join([*path[path.index(name) :], name])
+                raise ValueError(f"services: dependency cycle {cycle}")
+            state[name] = "visiting"
+            for dependency in self.services[name].depends_on:
+                visit(dependency, [*path, name])
+            state[name] = "done"
+            order.append(name)
+
+        for name in self.services:
+            visit(name, [])
+        return order
+
+
+_PYDANTIC_MESSAGES = {
+    "missing": lambda e: "required",
+    "extra_forbidden": lambda e: "unknown key (check its spelling against the README)",
+    "greater_than_equal": lambda e: f"must be >= {e['ctx']['ge']}",
+    "greater_than": lambda e: f"must be > {e['ctx']['gt']}",
+    "less_than_equal": lambda e: f"must be <= {e['ctx']['le']}",
+    "string_pattern_mismatch": lambda e: f"must match {e['ctx']['pattern']}",
+    "literal_error": lambda e: f"must be {e['ctx']['expected']}",
+    "too_short": lambda e: "must not be empty",
+    "int_parsing": lambda e: "must be an integer",
+    "int_type": lambda e: "must be an integer",
+    "int_from_float": lambda e: "must be an integer",
+    "float_parsing": lambda e: "must be a number",
+    "float_type": lambda e: "must be a number",
+    "bool_parsing": lambda e: "must be true or false",
+    "bool_type": lambda e: "must be true or false",
+    "string_type": lambda e: "must be text",
+    "dict_type": lambda e: "must be a mapping",
+    "list_type": lambda e: "must be a list",
+    "model_type": lambda e: "must be a mapping",
+}
+
+
+_SCOPED_MESSAGE = re.compile(r"^([a-z_][\w.-]*): (.+)$")
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming every failing field path, e.g. ``services.x.replicas: must be >= 1``."""
+    problems = []
+    for item in error.errors():
+        path = ".".join(str(part) for part in item["loc"])
+        render = _PYDANTIC_MESSAGES.get(item["type"])
+        if render:
+            message = render(item)
+        elif item["type"] == "value_error":
+            message = str(item["ctx"]["error"])
+        else:
+            message = item["msg"]
+        # Cross-field checks name the field they are about, relative to where they run.
+        scoped = _SCOPED_MESSAGE.match(message)
+        if scoped:
+            path = f"{path}.{scoped.group(1)}" if path else scoped.group(1)
+            message = scoped.group(2)
+        problems.append(f"{path}: {message}" if path else message)
+    return "; ".join(problems)
+
+
+def parse_config(document: Any, source: str = CONFIG_FILENAME) -> ProjectConfig:
+    """Validate an already-parsed YAML document."""
+    if not isinstance(document, Mapping):
+        raise ConfigError(
+            f"{source} must be a mapping of keys (name, architecture, services, ...)",
+            hint="see the aiarch.yaml section of the README",
+        )
+    try:
+        return ProjectConfig.model_validate(document)
+    except ValidationError as error:
+        raise ConfigError(
+            f"{source} is invalid: {describe_validation_error(error)}",
+            hint="fix the named fields and run the command again",
+        ) from None
+
+
+def load_config(project: Path) -> ProjectConfig:
+    """Read and validate PROJECT/aiarch.yaml (or the file itself when given one)."""
+    path = project if project.is_file() else project / CONFIG_FILENAME
+    if not path.exists():
+        raise ConfigError(
+            f"no {CONFIG_FILENAME} in {project}",
+            hint="run the command inside a project made by `aiarch new`, or write one",
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read {path}: {error}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "malformed YAML"
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
+    return parse_config(document, source=str(path))

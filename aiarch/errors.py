@@ -1,0 +1,34 @@
+"""The errors a user can act on. Only the CLI prints them and turns them into exit codes.
+
+Exit codes (documented in README.md):
+    0  success
+    1  the work failed (a service did not start, a run could not complete)
+    2  bad input: flags, names, paths, aiarch.yaml
+    130  interrupted (Ctrl-C); what was started has been cleaned up
+"""
+
+from __future__ import annotations
+
+
+class AiarchError(Exception):
+    """A failure with a message written for the user, and an optional hint on what to do."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class UserInputError(AiarchError):
+    """The user asked for something that cannot be done as asked: fix the input and retry."""
+
+    exit_code = 2
+
+
+class ConfigError(UserInputError):
+    """aiarch.yaml is missing, unreadable or invalid; the message names the field path."""

@@ -1,0 +1,74 @@
+"""The shop's public HTTP API, identical in both architectures.
+
+``create_app`` takes the recommender through its module interface; the composition in
+``services/`` decides whether that is the model in this process or a client of the inference
+service. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import FastAPI, HTTPException, Path, Query
+
+from shop.catalog import CATEGORIES, Catalog
+from shop.ports import Recommender
+from shop.schemas import Problem, Product, ProductPage, Recommendation, RecommendRequest, RecommendResponse
+from shop.settings import MAX_PAGE, Settings
+from shop.web import service_app
+
+
+def create_app(settings: Settings, recommender: Recommender, title: str = "shop") -> FastAPI:
+    state: dict[str, Catalog] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Build the catalog on a thread while the recommender starts.
+        catalog_built = asyncio.to_thread(Catalog, settings.preset.n_items, settings.catalog_seed)
+        state["catalog"], _ = await asyncio.gather(catalog_built, recommender.start())
+        yield
+        await recommender.close()
+        state.pop("catalog").close()
+
+    async def not_ready_reasons() -> list[str]:
+        reasons = [] if "catalog" in state else ["catalog not built"]
+        reason = await recommender.not_ready_reason()
+        return [*reasons, reason] if reason else reasons
+
+    app = service_app(title, lifespan, not_ready_reasons)
+
+    @app.get("/products/{product_id}", response_model=Product, responses={404: {"model": Problem}})
+    async def get_product(product_id: Annotated[int, Path(ge=0)]) -> Product:
+        """One product by id."""
+        product = state["catalog"].get(product_id)
+        if product is None:
+            raise HTTPException(404, f"product {product_id} not found")
+        return Product(**product)
+
+    @app.get("/products", response_model=ProductPage)
+    async def list_products(
+        category: Annotated[str | None, Query(description=f"One of: {', '.join(CATEGORIES)}.", max_length=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    ) -> ProductPage:
+        """Products in id order, optionally of one category."""
+        return ProductPage(items=[Product(**p) for p in state["catalog"].list(category, limit, offset)])
+
+    @app.post(
+        "/recommend",
+        response_model=RecommendResponse,
+        responses={404: {"model": Problem}, 413: {"model": Problem}, 503: {"model": Problem}},
+    )
+    async def recommend(request: RecommendRequest) -> RecommendResponse:
+        """The k products this user is most likely to want, with scores and catalog fields."""
+        scored = await recommender.recommend(request.user_id, request.k)
+        products = state["catalog"].get_many([s.item_id for s in scored])
+        return RecommendResponse(
+            user_id=request.user_id,
+            items=[Recommendation(**products[s.item_id], score=s.score) for s in scored],
+        )
+
+    return app

@@ -1,0 +1,38 @@
+"""The inference service's HTTP API (microservices only): the recommender module behind HTTP.
+
+Internal: the gateway is its only client. It returns item ids and scores; the gateway joins
+them with the catalog, exactly as the monolith does in-process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from shop.ports import Recommender
+from shop.schemas import Problem, RecommendRequest, ScoredItemOut, ScoredItems
+from shop.web import service_app
+
+
+def create_inference_app(recommender: Recommender) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await recommender.start()
+        yield
+        await recommender.close()
+
+    async def not_ready_reasons() -> list[str]:
+        reason = await recommender.not_ready_reason()
+        return [reason] if reason else []
+
+    app = service_app("shop inference", lifespan, not_ready_reasons)
+
+    @app.post("/v1/recommend", response_model=ScoredItems, responses={404: {"model": Problem}})
+    async def recommend(request: RecommendRequest) -> ScoredItems:
+        """Item ids and scores, best first."""
+        scored = await recommender.recommend(request.user_id, request.k)
+        return ScoredItems(items=[ScoredItemOut(id=s.item_id, score=s.score) for s in scored])
+
+    return app

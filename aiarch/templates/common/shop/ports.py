@@ -1,0 +1,35 @@
+"""The recommender's module interface. The API depends on this, never on where the model runs:
+in-process (shop.model) or behind HTTP (shop.remote)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ScoredItem:
+    item_id: int
+    score: float
+
+
+class UnknownUser(LookupError):
+    """The user id is outside the model's users."""
+
+
+class RecommenderUnavailable(RuntimeError):
+    """The recommender cannot answer now (not loaded, or its service is unreachable)."""
+
+
+class Recommender(Protocol):
+    async def start(self) -> None:
+        """Load the model, or open the connection pool."""
+
+    async def recommend(self, user_id: int, k: int) -> list[ScoredItem]:
+        """The k best items for the user, best first. Raises UnknownUser, RecommenderUnavailable."""
+
+    async def not_ready_reason(self) -> str | None:
+        """None when ready to answer, else why not."""
+
+    async def close(self) -> None:
+        """Release threads, pools and memory."""

@@ -1,0 +1,39 @@
+"""Running a service: uvicorn on HOST:PORT from the environment (127.0.0.1:8000 by default)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+from shop.settings import Settings, SettingsError
+
+T = TypeVar("T")
+
+
+def configured(build: Callable[[Settings], T]) -> T:
+    """build(settings from the environment); a bad setting stops the service with one clear line."""
+    try:
+        return build(Settings.from_env())
+    except SettingsError as error:
+        sys.exit(f"invalid setting: {error}")
+
+
+def run(app_path: str) -> None:
+    import uvicorn
+
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        port = int(os.environ.get("PORT", "8000"))
+    except ValueError:
+        sys.exit(f"invalid setting: PORT={os.environ['PORT']!r} is not a number")
+    uvicorn.run(
+        app_path,
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=port,
+        access_log=False,  # per-request logging costs throughput; errors are still logged
+        log_level=os.environ.get("LOG_LEVEL", "info").lower(),
+        timeout_graceful_shutdown=5,
+    )

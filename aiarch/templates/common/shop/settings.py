@@ -1,0 +1,76 @@
+"""Settings from the environment, the same way in every service and runtime."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from shop.presets import PRESETS, ModelPreset
+
+MAX_K = 100
+MAX_PAGE = 100
+MAX_BODY_BYTES = 4096
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value the shop cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_size: str = "small"
+    model_seed: int = 0
+    catalog_seed: int = 0
+    device: str = "auto"  # auto: CUDA when available, else CPU
+    torch_threads: int | None = None
+    inference_url: str | None = None
+    inference_connect_timeout_s: float = 0.5
+    inference_timeout_s: float = 1.5
+
+    @property
+    def preset(self) -> ModelPreset:
+        return PRESETS[self.model_size]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        size = env.get("MODEL_SIZE", cls.model_size)
+        if size not in PRESETS:
+            raise SettingsError(f"MODEL_SIZE={size!r} is not one of {', '.join(PRESETS)}")
+        device = env.get("DEVICE", cls.device)
+        if device not in ("auto", "cpu", "cuda"):
+            raise SettingsError(f"DEVICE={device!r} is not one of auto, cpu, cuda")
+        threads = _number(env, "TORCH_THREADS", int, None)
+        if threads is not None and threads < 1:
+            raise SettingsError("TORCH_THREADS must be >= 1")
+        url = env.get("INFERENCE_URL") or None
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise SettingsError(f"INFERENCE_URL={url!r} must start with http:// or https://")
+        return cls(
+            model_size=size,
+            model_seed=_number(env, "MODEL_SEED", int, cls.model_seed),
+            catalog_seed=_number(env, "CATALOG_SEED", int, cls.catalog_seed),
+            device=device,
+            torch_threads=threads,
+            inference_url=url.rstrip("/") if url else None,
+            inference_connect_timeout_s=_positive(env, "INFERENCE_CONNECT_TIMEOUT_S", cls.inference_connect_timeout_s),
+            inference_timeout_s=_positive(env, "INFERENCE_TIMEOUT_S", cls.inference_timeout_s),
+        )
+
+
+def _number(env: Mapping[str, str], key: str, kind: type, default):
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SettingsError(f"{key}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def _positive(env: Mapping[str, str], key: str, default: float) -> float:
+    value = _number(env, key, float, default)
+    if value <= 0:
+        raise SettingsError(f"{key} must be > 0")
+    return value

@@ -1,0 +1,1 @@
+"""The inference service: the recommender model behind HTTP."""

@@ -1,0 +1,36 @@
+"""Fault isolation: with the inference service down, the catalog keeps answering."""
+
+import socket
+import time
+
+import httpx
+import pytest
+from conftest import gateway_app
+from live import live_server
+
+
+@pytest.fixture()
+def closed_port_url():
+    """An address on 127.0.0.1 where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_catalog_answers_and_recommend_fails_fast_without_inference(closed_port_url):
+    with live_server(gateway_app(closed_port_url)) as url, httpx.Client(base_url=url) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/products/1").status_code == 200
+        assert client.get("/products", params={"category": "books"}).status_code == 200
+
+        started = time.monotonic()
+        response = client.post("/recommend", json={"user_id": 1, "k": 5})
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503
+        assert "inference service unreachable" in response.json()["detail"]
+        assert elapsed < 2.0
+
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert any("inference" in reason for reason in ready.json()["reasons"])

@@ -1,0 +1,1 @@
+"""The monolith: the API, the catalog and the model in one process."""

@@ -1,0 +1,3 @@
+from shop.serve import run
+
+run("services.monolith.app:app")

@@ -1,0 +1,100 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from aiarch import __version__
+from aiarch.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def commands() -> dict:
+    return typer.main.get_command(app).commands
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"aiarch {__version__}"
+
+
+def test_help_lists_every_command():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in commands():
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(commands()))
+def test_every_command_and_option_has_help(name: str):
+    command = commands()[name]
+    assert command.help, f"`aiarch {name}` has no help text"
+    for parameter in command.params:
+        if parameter.param_type_name == "option":
+            assert parameter.help, f"`aiarch {name}` option {parameter.opts} has no help"
+
+
+@pytest.mark.parametrize("name", sorted(commands()))
+def test_every_command_is_in_the_readme(name: str):
+    assert f"aiarch {name}" in (REPO / "README.md").read_text(), f"README.md does not document `aiarch {name}`"
+
+
+def test_help_imports_no_heavy_library():
+    script = (
+        "import sys\n"
+        "from aiarch.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'docker', 'locust', 'gevent', 'jinja2', 'pydantic', 'yaml') if m in sys.modules]\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY=\n" in result.stdout
+
+
+def test_new_writes_a_project_and_says_where(tmp_path: Path):
+    result = runner.invoke(app, ["new", "shop", "--arch", "microservices", "--model-size", "tiny", "--dir", str(tmp_path / "p")])
+    assert result.exit_code == 0, result.output
+    assert "Created microservices project shop" in result.stdout
+    assert (tmp_path / "p/services/inference/Dockerfile").is_file()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["new", "Bad_Name"], "project name 'Bad_Name' is not valid"),
+        (["new", "../escape"], "contains a path separator"),
+        (["new", "shop", "--arch", "serverless"], "unknown architecture 'serverless'; choose one of: monolith, microservices"),
+        (["new", "shop", "--model-size", "huge"], "unknown model size 'huge'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, arguments: list[str], message: str):
+    result = runner.invoke(app, [*arguments, "--dir", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stderr.count("error:") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_non_empty_folder_needs_force(tmp_path: Path):
+    (tmp_path / "keep.txt").write_text("x")
+    refused = runner.invoke(app, ["new", "shop", "--dir", str(tmp_path)])
+    assert refused.exit_code == 2
+    assert "is not empty" in refused.stderr and "--force" in refused.stderr
+    forced = runner.invoke(app, ["new", "shop", "--dir", str(tmp_path), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert (tmp_path / "aiarch.yaml").exists() and (tmp_path / "keep.txt").exists()
+
+
+def test_the_installed_command_reports_errors_without_a_traceback(tmp_path: Path):
+    aiarch = Path(sys.executable).with_name("aiarch")
+    result = subprocess.run([str(aiarch), "new", "Nope"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: project name 'Nope' is not valid")
+    assert "Traceback" not in result.stderr and result.stdout == ""

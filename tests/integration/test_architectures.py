@@ -1,0 +1,90 @@
+"""Both architectures for real, as processes on 127.0.0.1: same answers, and fault isolation."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+
+TINY_USERS, TINY_ITEMS = 1_000, 5_000
+CATEGORIES = ["books", "electronics", "toys", "pets", "no-such-category"]
+
+
+def fixed_requests(count: int = 50, seed: int = 1234) -> list[tuple[str, str, dict]]:
+    """The same mix of valid and invalid requests over every public endpoint, every time."""
+    rng = random.Random(seed)
+    requests: list[tuple[str, str, dict]] = [
+        ("GET", "/healthz", {}),
+        ("GET", "/readyz", {}),
+        ("GET", f"/products/{TINY_ITEMS}", {}),
+        ("GET", "/products/-1", {}),
+        ("GET", "/products", {"params": {"limit": 0}}),
+        ("POST", "/recommend", {"json": {"user_id": TINY_USERS, "k": 5}}),
+        ("POST", "/recommend", {"json": {"user_id": 1, "k": 101}}),
+        ("POST", "/recommend", {"json": {"user_id": "x"}}),
+        ("POST", "/recommend", {"content": b"{" + b" " * 5000 + b"}", "headers": {"content-type": "application/json"}}),
+    ]
+    while len(requests) < count:
+        kind = rng.choice(["product", "list", "recommend", "recommend"])
+        if kind == "product":
+            requests.append(("GET", f"/products/{rng.randrange(TINY_ITEMS)}", {}))
+        elif kind == "list":
+            params = {"category": rng.choice(CATEGORIES), "limit": rng.randint(1, 50), "offset": rng.randint(0, 200)}
+            requests.append(("GET", "/products", {"params": params}))
+        else:
+            requests.append(("POST", "/recommend", {"json": {"user_id": rng.randrange(TINY_USERS), "k": rng.randint(1, 100)}}))
+    return requests
+
+
+def answers(base_url: str) -> list[tuple[int, bytes]]:
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        return [
+            (response.status_code, response.content)
+            for method, path, options in fixed_requests()
+            for response in [client.request(method, path, **options)]
+        ]
+
+
+@pytest.fixture()
+def microservices(shop_projects, start_service):
+    project = shop_projects["microservices"]
+    inference = start_service(project, "services.inference")
+    gateway = start_service(project, "services.gateway", INFERENCE_URL=inference.url)
+    return inference, gateway
+
+
+def test_both_architectures_answer_byte_identical_json(shop_projects, start_service, microservices):
+    monolith = start_service(shop_projects["monolith"], "services.monolith")
+    _, gateway = microservices
+
+    from_monolith, from_microservices = answers(monolith.url), answers(gateway.url)
+
+    statuses = [status for status, _ in from_monolith]
+    assert len(from_monolith) == 50
+    assert {200, 404, 413, 422} <= set(statuses)  # the mix covers success and every error
+    assert sum(1 for method, path, _ in fixed_requests() if path == "/recommend") >= 15
+    for index, (mono, micro) in enumerate(zip(from_monolith, from_microservices)):
+        assert mono == micro, f"request {index} {fixed_requests()[index][:2]} differs"
+
+
+def test_gateway_keeps_the_catalog_up_while_inference_is_down(microservices):
+    inference, gateway = microservices
+    with httpx.Client(base_url=gateway.url, timeout=10) as client:
+        assert client.post("/recommend", json={"user_id": 1, "k": 3}).status_code == 200
+        inference.stop()
+
+        for product_id in (1, 2, 3):
+            assert client.get(f"/products/{product_id}").status_code == 200
+        assert client.get("/products", params={"category": "books"}).status_code == 200
+
+        started = time.monotonic()
+        response = client.post("/recommend", json={"user_id": 1, "k": 3})
+        assert response.status_code == 503
+        assert time.monotonic() - started < 2.0
+        assert response.json()["detail"].startswith("recommendations unavailable")
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200

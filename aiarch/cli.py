@@ -112,5 +112,90 @@ def new(
         terminal.show_new_project(project)
 
 
+Runtime = Annotated[
+    Optional[str],
+    typer.Option(
+        "--runtime",
+        "-r",
+        help="docker or local [default: docker when an engine answers, else local processes].",
+        metavar="docker|local",
+    ),
+]
+ProjectDir = Annotated[
+    Path,
+    typer.Option("--project", "-p", help="The project folder (holds aiarch.yaml).", file_okay=False),
+]
+
+
+@app.command()
+def up(
+    project: ProjectDir = Path("."),
+    runtime: Runtime = None,
+    replicas: Annotated[
+        Optional[list[str]],
+        typer.Option("--replicas", help="SERVICE=N replicas, overriding aiarch.yaml; repeatable.", metavar="SERVICE=N"),
+    ] = None,
+    port: Annotated[
+        Optional[int],
+        typer.Option("--port", help="Host port for the entry service on 127.0.0.1 [default: a free one]."),
+    ] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Build images without the cache.")] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds each service has to become ready.", min=0.1)
+    ] = 120.0,
+) -> None:
+    """Deploy the project (build, start dependencies first, wait until ready) and record it."""
+    with _user_errors():
+        from aiarch import runtime as runtimes
+        from aiarch import terminal
+
+        with terminal.progress("aiarch up") as reporter:
+            result = runtimes.up(project, runtime, replicas, port, rebuild, timeout, reporter)
+        terminal.show_deployment(result.deployment)
+
+
+@app.command()
+def down(
+    project: ProjectDir = Path("."),
+    images: Annotated[bool, typer.Option("--images", help="Also remove the images aiarch built.")] = False,
+) -> None:
+    """Remove everything the project's deployment started, leftovers of crashed runs included."""
+    with _user_errors():
+        from aiarch import runtime as runtimes
+        from aiarch import terminal
+
+        terminal.show_down(runtimes.down(project, images))
+
+
+@app.command()
+def ps(project: ProjectDir = Path(".")) -> None:
+    """Services, replicas, readiness, endpoints, CPU and memory now."""
+    with _user_errors():
+        from aiarch import runtime as runtimes
+        from aiarch import terminal
+
+        terminal.show_status(runtimes.status(project))
+
+
+@app.command()
+def logs(
+    service: Annotated[str, typer.Argument(help="The service whose logs to show.")],
+    project: ProjectDir = Path("."),
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")] = False,
+    tail: Annotated[
+        Optional[int], typer.Option("--tail", "-n", help="Only the last N lines of each replica.", min=0)
+    ] = None,
+) -> None:
+    """Print a service's logs (every replica, prefixed when there are several)."""
+    with _user_errors():
+        from aiarch import runtime as runtimes
+
+        try:
+            for line in runtimes.logs(project, service, tail, follow):
+                typer.echo(line)
+        except KeyboardInterrupt:
+            return
+
+
 def main() -> None:
     app()

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group
 from rich.markup import escape
 
 if TYPE_CHECKING:
     from aiarch.errors import AiarchError
+    from aiarch.runtime import DownReport, StatusReport
+    from aiarch.runtime.base import Deployment
     from aiarch.scaffold import NewProject
 
 out = Console(highlight=False)
@@ -48,3 +54,113 @@ def show_new_project(project: NewProject) -> None:
     out.print("  python -m pip install -r requirements-dev.txt   [dim]# app + test dependencies[/]")
     out.print("  python -m pytest                                [dim]# the project's own tests[/]")
     out.print("  see README.md for running the services and aiarch.yaml for the deployment")
+
+
+class _ProgressReporter:
+    """Steps as they happen; on a terminal, a spinner with the last lines of build output."""
+
+    def __init__(self, live: object | None) -> None:
+        self._live = live
+        self._step = ""
+        self._build_lines: deque[str] = deque(maxlen=6)
+
+    def _render(self) -> Group:
+        from rich.spinner import Spinner
+        from rich.text import Text
+
+        return Group(
+            Spinner("dots", text=Text(self._step)),
+            *(Text(line, style="dim", overflow="ellipsis", no_wrap=True) for line in self._build_lines),
+        )
+
+    def step(self, message: str) -> None:
+        self._step = message
+        self._build_lines.clear()
+        if self._live is None:
+            err.print(f"[dim]-[/] {escape(message)}", soft_wrap=True)
+        else:
+            err.print(f"[dim]-[/] {escape(message)}", soft_wrap=True)
+            self._live.update(self._render())  # type: ignore[attr-defined]
+
+    def build_output(self, service: str, line: str) -> None:
+        if self._live is not None:
+            self._build_lines.append(f"  {service} | {line}")
+            self._live.update(self._render())  # type: ignore[attr-defined]
+
+
+@contextmanager
+def progress(title: str) -> Iterator[_ProgressReporter]:
+    if not err.is_terminal:
+        yield _ProgressReporter(None)
+        return
+    from rich.live import Live
+
+    with Live(console=err, transient=True, refresh_per_second=8) as live:
+        reporter = _ProgressReporter(live)
+        reporter.step(title)
+        yield reporter
+
+
+def _size(n_bytes: int | None) -> str:
+    if n_bytes is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024 or unit == "GiB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return "-"
+
+
+def show_deployment(deployment: Deployment) -> None:
+    from rich.table import Table
+
+    title = f"{deployment.project} ({deployment.architecture}) on {deployment.runtime}"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    images = {image.service: image for image in deployment.images}
+    columns = ["replica", "address"] + (["image", "image size"] if images else [])
+    for column in columns:
+        table.add_column(column, no_wrap=True, justify="right" if column == "image size" else "left")
+    for replica in deployment.replicas:
+        row = [replica.name, replica.url or replica.address]
+        image = images.get(replica.service)
+        if images:
+            row += [image.tag, _size(image.size_bytes)] if image else ["-", "-"]
+        table.add_row(*row)
+    out.print(table)
+    build = f"build {deployment.build_s:.1f} s, " if deployment.build_s is not None else ""
+    out.print(
+        f"[bold green]Ready[/] at [bold]{deployment.entry_url}[/] ({build}start to ready "
+        f"{deployment.cold_start_s:.1f} s; deployment {deployment.id})"
+    )
+    out.print("  aiarch ps | aiarch logs SERVICE | aiarch down")
+
+
+def show_down(report: DownReport) -> None:
+    if not report.removed:
+        out.print("Nothing to remove: no deployment of this project is running.")
+        return
+    out.print(f"[bold]Removed[/] {len(report.removed)}: " + ", ".join(escape(r) for r in report.removed), soft_wrap=True)
+
+
+def show_status(report: StatusReport) -> None:
+    from rich.table import Table
+
+    if not report.replicas:
+        out.print("Not up: no service of this project is running. Start it with `aiarch up`.")
+        return
+    deployment = report.deployment
+    title = f"{deployment.project} ({deployment.architecture}) on {deployment.runtime}" if deployment else "leftovers"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("replica", "state", "health", "endpoint", "CPU %", "memory"):
+        table.add_column(column, justify="right" if column in ("CPU %", "memory") else "left", no_wrap=True)
+    for replica in report.replicas:
+        health = {"ready": "[green]ready[/]", "not ready": "[red]not ready[/]"}.get(replica.health, replica.health)
+        table.add_row(
+            replica.name,
+            replica.state,
+            health,
+            replica.endpoint,
+            "-" if replica.cpu_percent is None else f"{replica.cpu_percent:.1f}",
+            _size(replica.memory_bytes),
+        )
+    out.print(table)

@@ -98,3 +98,47 @@ def test_the_installed_command_reports_errors_without_a_traceback(tmp_path: Path
     assert result.returncode == 2
     assert result.stderr.startswith("error: project name 'Nope' is not valid")
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_up_with_docker_and_no_engine_names_docker_host(shop_projects, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    result = runner.invoke(app, ["up", "--project", str(shop_projects["monolith"]), "--runtime", "docker"])
+    assert result.exit_code == 1
+    assert f"DOCKER_HOST=unix://{tmp_path}/no-engine.sock" in result.stderr
+    assert "--runtime local" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_malformed_aiarch_yaml_is_one_line_and_exit_2(tmp_path: Path):
+    (tmp_path / "aiarch.yaml").write_text("name: shop\narchitecture: monolith\nservices:\n  web: {port: 0}\n")
+    for command in (["up"], ["ps"], ["down"], ["logs", "web"]):
+        result = runner.invoke(app, [*command, "--project", str(tmp_path)])
+        assert result.exit_code == 2, command
+        assert "aiarch.yaml is invalid: services.web.build: required" in result.stderr
+        assert "services.web.port: must be >= 1" in result.stderr
+        assert "Traceback" not in result.output
+
+
+def test_no_aiarch_yaml_says_how_to_get_one(tmp_path: Path):
+    result = runner.invoke(app, ["ps", "--project", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no aiarch.yaml in" in result.stderr and "aiarch new" in result.stderr
+
+
+def test_up_ps_logs_down_through_the_cli_on_local_processes(shop_projects):
+    from helpers import service_processes
+
+    project = str(shop_projects["monolith"])
+    try:
+        result = runner.invoke(app, ["up", "-p", project, "--runtime", "local"])
+        assert result.exit_code == 0, result.output
+        assert "Ready at http://127.0.0.1:" in result.stdout
+        listing = runner.invoke(app, ["ps", "-p", project])
+        assert listing.exit_code == 0 and "monolith-0" in listing.stdout and "ready" in listing.stdout
+        log = runner.invoke(app, ["logs", "monolith", "-p", project, "--tail", "3"])
+        assert log.exit_code == 0 and len(log.stdout.splitlines()) == 3
+    finally:
+        removed = runner.invoke(app, ["down", "-p", project])
+    assert removed.exit_code == 0 and "Removed 1: process monolith-0" in removed.stdout
+    again = runner.invoke(app, ["down", "-p", project])
+    assert again.exit_code == 0 and "Nothing to remove" in again.stdout
+    assert service_processes() == []

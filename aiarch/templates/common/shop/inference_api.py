@@ -6,6 +6,7 @@ them with the catalog, exactly as the monolith does in-process.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,11 +29,18 @@ def create_inference_app(recommender: Recommender) -> FastAPI:
         return [reason] if reason else []
 
     app = service_app("shop inference", lifespan, not_ready_reasons)
+    served = {"recommendations": 0}
+
+    @app.get("/v1/stats", tags=["ops"])
+    async def stats() -> dict[str, int | str]:
+        """How many recommendations this replica has served, and its host name."""
+        return {"replica": socket.gethostname(), "recommendations_served": served["recommendations"]}
 
     @app.post("/v1/recommend", response_model=ScoredItems, responses={404: {"model": Problem}})
     async def recommend(request: RecommendRequest) -> ScoredItems:
         """Item ids and scores, best first."""
         scored = await recommender.recommend(request.user_id, request.k)
+        served["recommendations"] += 1
         return ScoredItems(items=[ScoredItemOut(id=s.item_id, score=s.score) for s in scored])
 
     return app

@@ -45,15 +45,15 @@ class Settings:
         if threads is not None and threads < 1:
             raise SettingsError("TORCH_THREADS must be >= 1")
         url = env.get("INFERENCE_URL") or None
-        if url is not None and not url.startswith(("http://", "https://")):
-            raise SettingsError(f"INFERENCE_URL={url!r} must start with http:// or https://")
+        if url is not None and not all(part.strip().startswith(("http://", "https://")) for part in url.split(",")):
+            raise SettingsError(f"INFERENCE_URL={url!r}: each comma-separated URL must start with http:// or https://")
         return cls(
             model_size=size,
             model_seed=_number(env, "MODEL_SEED", int, cls.model_seed),
             catalog_seed=_number(env, "CATALOG_SEED", int, cls.catalog_seed),
             device=device,
             torch_threads=threads,
-            inference_url=url.rstrip("/") if url else None,
+            inference_url=url,
             inference_connect_timeout_s=_positive(env, "INFERENCE_CONNECT_TIMEOUT_S", cls.inference_connect_timeout_s),
             inference_timeout_s=_positive(env, "INFERENCE_TIMEOUT_S", cls.inference_timeout_s),
         )

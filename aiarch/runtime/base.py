@@ -1,0 +1,249 @@
+"""What every runtime takes and returns. Bench and compare only ever see these types."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from aiarch.config import ProjectConfig, Service, load_config
+from aiarch.errors import AiarchError, UserInputError
+from aiarch.records import read_json, state_dir, write_json_atomic
+
+DEPLOYMENT_FILE = "deployment.json"
+DEPLOYMENT_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Project:
+    """A folder with a valid aiarch.yaml."""
+
+    path: Path
+    config: ProjectConfig
+
+    @classmethod
+    def load(cls, path: Path) -> Project:
+        path = path.expanduser().absolute()
+        return cls(path, load_config(path))
+
+    @property
+    def state_dir(self) -> Path:
+        return state_dir(self.path)
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    replicas: dict[str, int] = field(default_factory=dict)
+    port: int | None = None
+    rebuild: bool = False
+    ready_timeout_s: float = 120.0
+
+    def replicas_of(self, name: str, service: Service) -> int:
+        return self.replicas.get(name, service.replicas)
+
+
+@dataclass(frozen=True)
+class Replica:
+    service: str
+    index: int
+    id: str  # container id, or process id on the local runtime
+    name: str
+    address: str  # how other services reach it (host:port)
+    url: str | None = None  # reachable from this machine (the entry service only, on Docker)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    service: str
+    tag: str
+    id: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A running deployment, as recorded in .aiarch/deployment.json."""
+
+    id: str
+    project: str
+    architecture: str
+    runtime: str
+    project_dir: str
+    created_at: str
+    entry_service: str
+    entry_url: str
+    replicas: tuple[Replica, ...]
+    images: tuple[ImageInfo, ...] = ()
+    network: str | None = None
+    build_s: float | None = None
+    cold_start_s: float = 0.0  # from the first service start to every service ready
+    schema: int = DEPLOYMENT_SCHEMA
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> Deployment:
+        return cls(
+            **{
+                **document,
+                "replicas": tuple(Replica(**r) for r in document["replicas"]),
+                "images": tuple(ImageInfo(**i) for i in document.get("images", ())),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    service: str
+    name: str
+    state: str  # running, exited, missing, ...
+    health: str  # ready, not ready, unknown
+    endpoint: str
+    cpu_percent: float | None
+    memory_bytes: int | None
+
+
+@dataclass(frozen=True)
+class DownReport:
+    removed: tuple[str, ...]  # what was removed, in words a person reads
+
+
+class Reporter(Protocol):
+    """How a runtime tells the person what it is doing; aiarch.terminal implements it."""
+
+    def step(self, message: str) -> None: ...
+
+    def build_output(self, service: str, line: str) -> None: ...
+
+
+class SilentReporter:
+    def step(self, message: str) -> None:
+        pass
+
+    def build_output(self, service: str, line: str) -> None:
+        pass
+
+
+class Runtime(Protocol):
+    name: str
+
+    def up(self, project: Project, options: UpOptions, reporter: Reporter) -> Deployment: ...
+
+    def down(self, project: Project, remove_images: bool = False) -> DownReport: ...
+
+    def status(self, project: Project) -> list[ReplicaStatus]: ...
+
+    def logs(self, project: Project, service: str, tail: int | None, follow: bool) -> Iterator[str]: ...
+
+
+def new_deployment_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def save_deployment(project: Project, deployment: Deployment) -> None:
+    write_json_atomic(project.state_dir / DEPLOYMENT_FILE, deployment.to_json())
+
+
+def load_deployment(project: Project) -> Deployment | None:
+    path = project.state_dir / DEPLOYMENT_FILE
+    try:
+        document = read_json(path)
+        return None if document is None else Deployment.from_json(document)
+    except (ValueError, TypeError, KeyError) as error:
+        raise AiarchError(
+            f"{path} is unreadable ({error})", hint="run `aiarch down` to clean up and remove it"
+        ) from None
+
+
+def forget_deployment(project: Project) -> None:
+    (project.state_dir / DEPLOYMENT_FILE).unlink(missing_ok=True)
+
+
+def dependency_env(name: str) -> str:
+    """The variable that carries a dependency's address: inference -> INFERENCE_URL."""
+    return name.upper().replace("-", "_") + "_URL"
+
+
+def check_port_free(port: int) -> None:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise UserInputError(
+                f"port {port} is already in use on 127.0.0.1",
+                hint="choose another --port, or leave it out to get a free one",
+            ) from None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def parse_replicas(values: list[str], config: ProjectConfig) -> dict[str, int]:
+    """`--replicas inference=3` flags -> {"inference": 3}, checked against the services."""
+    replicas: dict[str, int] = {}
+    for value in values:
+        name, sep, count = value.partition("=")
+        if not sep or not count.isdigit():
+            raise UserInputError(f"--replicas {value!r} is not SERVICE=N", hint="for example --replicas inference=2")
+        if name not in config.services:
+            raise UserInputError(
+                f"--replicas names unknown service {name!r}; services: {', '.join(config.services)}"
+            )
+        if not 1 <= int(count) <= 64:
+            raise UserInputError(f"--replicas {value}: N must be between 1 and 64")
+        replicas[name] = int(count)
+    return replicas
+
+
+class NotReady(AiarchError):
+    """A service did not become ready; the message says what was tried and what it printed."""
+
+
+def wait_until_ready(
+    what: str,
+    probe: Callable[[], str | None],
+    exited: Callable[[], str | None],
+    log_tail: Callable[[], str],
+    timeout_s: float,
+    hint: str,
+) -> None:
+    """Poll PROBE (None = ready, else why not) until ready, the process exits, or the deadline."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer yet"
+    while True:
+        gone = exited()
+        if gone:
+            raise NotReady(f"{what} {gone} before it was ready; last log lines:\n{log_tail()}", hint=hint)
+        reason = probe()
+        if reason is None:
+            return
+        last = reason
+        if time.monotonic() > deadline:
+            raise NotReady(
+                f"{what} not ready after {timeout_s:.0f} s (last check: {last}); last log lines:\n{log_tail()}",
+                hint=hint,
+            )
+        time.sleep(0.2)
+
+
+def http_probe(url: str) -> str | None:
+    try:
+        response = httpx.get(url, timeout=2.0)
+    except httpx.HTTPError as error:
+        return f"GET {url}: {type(error).__name__}"
+    return None if response.status_code == 200 else f"GET {url}: {response.status_code}"

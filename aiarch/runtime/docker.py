@@ -1,0 +1,482 @@
+"""Docker runtime: the only door to a Docker engine.
+
+Everything it creates carries aiarch's labels (project folder, project, architecture, service,
+deployment, replica), so `down` finds it again, crashed runs included. Containers run as
+non-root, with every capability dropped, no-new-privileges and a read-only root filesystem;
+only the entry service is published, on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from aiarch.errors import AiarchError, UserInputError
+from aiarch.runtime.base import (
+    Deployment,
+    DownReport,
+    ImageInfo,
+    Project,
+    Replica,
+    ReplicaStatus,
+    Reporter,
+    UpOptions,
+    check_port_free,
+    dependency_env,
+    forget_deployment,
+    http_probe,
+    new_deployment_id,
+    now_iso,
+    save_deployment,
+    wait_until_ready,
+)
+
+if TYPE_CHECKING:
+    import docker
+
+LABEL = "dev.aiarch"
+NON_ROOT_USER = "10001:10001"
+BASE_IMAGE_ENV = "AIARCH_BASE_IMAGE"
+# Build arguments passed through from the environment when set (air-gapped or proxied sites).
+PASSED_BUILD_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_TRUSTED_HOST")
+_PROBE = (
+    "import sys, urllib.request\n"
+    "try:\n"
+    "    sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200 else 1)\n"
+    "except Exception as error:\n"
+    "    print(type(error).__name__, error)\n"
+    "    sys.exit(1)\n"
+)
+
+
+class EngineUnavailable(AiarchError):
+    """No Docker engine answers."""
+
+
+def engine_address() -> str:
+    return os.environ.get("DOCKER_HOST") or "the Docker CLI's current context (default unix:///var/run/docker.sock)"
+
+
+def connect() -> docker.DockerClient:
+    """A client for the engine that DOCKER_HOST (or the CLI context) names, after a ping."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except docker.errors.DockerException as error:
+        where = os.environ.get("DOCKER_HOST")
+        place = f"DOCKER_HOST={where}" if where else "DOCKER_HOST is unset, socket unix:///var/run/docker.sock"
+        raise EngineUnavailable(
+            f"no Docker engine answers ({place}): {str(error).splitlines()[0][:160]}",
+            hint="start dockerd, or set DOCKER_HOST to a running engine, or use --runtime local",
+        ) from None
+    return client
+
+
+def base_images(spec: str | None) -> tuple[str | None, dict[str, str]]:
+    """AIARCH_BASE_IMAGE="img" or "img,gateway=other" -> (default, {service: image})."""
+    default, per_service = None, {}
+    for part in filter(None, (p.strip() for p in (spec or "").split(","))):
+        service, sep, image = part.partition("=")
+        if sep:
+            per_service[service] = image
+        else:
+            default = part
+    return default, per_service
+
+
+def _labels(project: Project, **extra: str) -> dict[str, str]:
+    return {
+        f"{LABEL}.project_dir": str(project.path),
+        f"{LABEL}.project": project.config.name,
+        f"{LABEL}.architecture": project.config.architecture,
+        **{f"{LABEL}.{key}": value for key, value in extra.items()},
+    }
+
+
+def _selector(project: Project, **extra: str) -> dict[str, list[str]]:
+    labels = {f"{LABEL}.project_dir": str(project.path), **{f"{LABEL}.{k}": v for k, v in extra.items()}}
+    return {"label": [f"{k}={v}" for k, v in labels.items()]}
+
+
+class BuildFailed(AiarchError):
+    pass
+
+
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self.client = client or connect()
+
+    # -- up ---------------------------------------------------------------------------------
+    def up(self, project: Project, options: UpOptions, reporter: Reporter) -> Deployment:
+        config = project.config
+        entry_name, entry = config.entrypoint
+        if options.replicas_of(entry_name, entry) > 1:
+            raise UserInputError(
+                f"the entry service {entry_name} can have one replica on Docker (it alone is published)",
+                hint=f"scale the services behind it, e.g. --replicas {next(iter(set(config.services) - {entry_name}), 'inference')}=2",
+            )
+        if options.port is not None:
+            check_port_free(options.port)
+        if self.client.containers.list(all=True, filters=_selector(project)):
+            raise UserInputError(
+                f"{config.name} is already up on Docker (or left over from a crashed run)",
+                hint="run `aiarch down` first",
+            )
+        deployment_id = new_deployment_id()
+        network_name = f"aiarch-{config.name}-{deployment_id}"
+        try:
+            build_started = time.monotonic()
+            images = {name: self._build(project, name, options, reporter) for name in config.start_order()}
+            build_s = time.monotonic() - build_started
+            reporter.step(f"creating network {network_name}")
+            self.client.networks.create(
+                network_name, driver="bridge", labels=_labels(project, deployment=deployment_id)
+            )
+            replicas: list[Replica] = []
+            started_at = time.monotonic()
+            for name in config.start_order():
+                service = config.services[name]
+                count = options.replicas_of(name, service)
+                reporter.step(f"starting {name} ({count} replica{'s' if count > 1 else ''})")
+                started = [
+                    self._run(project, name, index, images[name], network_name, deployment_id, options)
+                    for index in range(count)
+                ]
+                for replica, container in started:
+                    reporter.step(f"waiting for {replica.name} to be ready")
+                    self._wait_ready(replica, container, service.readiness_path, service.port, options)
+                replicas.extend(replica for replica, _ in started)
+            cold_start_s = time.monotonic() - started_at
+            entry_replica = next(r for r in replicas if r.service == entry_name)
+            deployment = Deployment(
+                id=deployment_id,
+                project=config.name,
+                architecture=config.architecture,
+                runtime=self.name,
+                project_dir=str(project.path),
+                created_at=now_iso(),
+                entry_service=entry_name,
+                entry_url=entry_replica.url or "",
+                replicas=tuple(replicas),
+                images=tuple(images.values()),
+                network=network_name,
+                build_s=round(build_s, 3),
+                cold_start_s=round(cold_start_s, 3),
+            )
+            save_deployment(project, deployment)
+            return deployment
+        except BaseException:
+            self._remove(project, deployment=deployment_id)
+            raise
+
+    def _build(self, project: Project, name: str, options: UpOptions, reporter: Reporter) -> ImageInfo:
+        import docker
+
+        service = project.config.services[name]
+        tag = f"aiarch-{project.config.name}-{name}:latest"
+        context = (project.path / service.build.context).resolve()
+        if not (context / service.build.dockerfile).is_file():
+            raise UserInputError(
+                f"services.{name}.build: no Dockerfile at {context / service.build.dockerfile}",
+                hint="build.dockerfile is relative to build.context",
+            )
+        default_base, per_service = base_images(os.environ.get(BASE_IMAGE_ENV))
+        build_args = {key: os.environ[key] for key in PASSED_BUILD_ARGS if os.environ.get(key)}
+        base = per_service.get(name) or default_base
+        if base:
+            build_args["BASE_IMAGE"] = base
+        build_args.update(service.build.args)
+        reporter.step(f"building {name} -> {tag}" + (f" (base {build_args['BASE_IMAGE']})" if "BASE_IMAGE" in build_args else ""))
+        last_lines: deque[str] = deque(maxlen=15)
+        step = "the first step"
+        image_id = None
+        try:
+            stream = self.client.api.build(
+                path=str(context),
+                dockerfile=service.build.dockerfile,
+                tag=tag,
+                buildargs=build_args,
+                labels=_labels(project, service=name),
+                decode=True,
+                rm=True,
+                forcerm=True,
+                nocache=options.rebuild,
+                pull=False,
+            )
+            for chunk in stream:
+                if "stream" in chunk:
+                    for line in chunk["stream"].splitlines():
+                        if line.strip():
+                            last_lines.append(line)
+                            reporter.build_output(name, line)
+                            if line.startswith("Step "):
+                                step = line
+                if "aux" in chunk and "ID" in chunk["aux"]:
+                    image_id = chunk["aux"]["ID"]
+                if "error" in chunk:
+                    detail = chunk["error"].strip()
+                    raise BuildFailed(
+                        f"building {name} failed at {step}: {detail}\n" + "\n".join(last_lines),
+                        hint=f"fix {service.build.dockerfile} (context {context}); base images come from "
+                        f"{BASE_IMAGE_ENV} or build.args.BASE_IMAGE",
+                    )
+        except docker.errors.APIError as error:
+            raise BuildFailed(f"building {name} failed: {error.explanation or error}") from None
+        image = self.client.images.get(image_id or tag)
+        return ImageInfo(service=name, tag=tag, id=image.id, size_bytes=int(image.attrs.get("Size", 0)))
+
+    def _run(
+        self,
+        project: Project,
+        name: str,
+        index: int,
+        image: ImageInfo,
+        network_name: str,
+        deployment_id: str,
+        options: UpOptions,
+    ) -> tuple[Replica, Any]:
+        import docker
+
+        config = project.config
+        service = config.services[name]
+        entry_name, _ = config.entrypoint
+        is_entry = name == entry_name
+        environment = {
+            **service.environment,
+            "HOST": "0.0.0.0",
+            "PORT": str(service.port),
+            "AIARCH_DEPLOYMENT": deployment_id,
+            **{dependency_env(d): f"http://{d}:{config.services[d].port}" for d in service.depends_on},
+        }
+        image_user = (self.client.images.get(image.id).attrs.get("Config") or {}).get("User") or ""
+        container_name = f"aiarch-{config.name}-{name}-{index}-{deployment_id[-6:]}"
+        kwargs: dict[str, Any] = {
+            "name": container_name,
+            "hostname": f"{name}-{index}",
+            "detach": True,
+            "environment": environment,
+            "labels": _labels(project, service=name, deployment=deployment_id, replica=str(index)),
+            "network": network_name,
+            "networking_config": {network_name: self.client.api.create_endpoint_config(aliases=[name])},
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
+            "read_only": True,
+            "tmpfs": {"/tmp": "rw,nosuid,nodev,size=64m"},
+            "pids_limit": 1024,
+        }
+        if image_user in ("", "0", "root", "0:0", "root:root"):
+            kwargs["user"] = NON_ROOT_USER
+        if is_entry:
+            kwargs["ports"] = {f"{service.port}/tcp": ("127.0.0.1", options.port)}
+        if service.resources.cpus:
+            kwargs["nano_cpus"] = int(service.resources.cpus * 1e9)
+        if service.resources.memory_bytes:
+            kwargs["mem_limit"] = service.resources.memory_bytes
+        if service.gpus:
+            kwargs["device_requests"] = [docker.types.DeviceRequest(count=service.gpus, capabilities=[["gpu"]])]
+        try:
+            container = self.client.containers.create(image.id, **kwargs)
+        except docker.errors.APIError as error:
+            raise AiarchError(f"cannot create {container_name}: {error.explanation or error}") from None
+        try:
+            container.start()
+        except docker.errors.APIError as error:
+            container.remove(force=True)
+            text = str(error.explanation or error)
+            if "port is already allocated" in text or "address already in use" in text:
+                raise UserInputError(
+                    f"port {options.port} is already in use on 127.0.0.1",
+                    hint="choose another --port, or leave it out to get a free one",
+                ) from None
+            if "capabilities: [[gpu]]" in text or "nvidia" in text.lower():
+                raise AiarchError(
+                    f"services.{name} asks for {service.gpus} GPU(s) but this Docker engine has no GPU support",
+                    hint="install the NVIDIA container toolkit, or set gpus: 0",
+                ) from None
+            raise AiarchError(f"cannot start {container_name}: {text}") from None
+        url = None
+        if is_entry:
+            container.reload()
+            binding = container.attrs["NetworkSettings"]["Ports"][f"{service.port}/tcp"][0]
+            url = f"http://127.0.0.1:{binding['HostPort']}"
+        replica = Replica(
+            service=name,
+            index=index,
+            id=container.id,
+            name=f"{name}-{index}",
+            address=f"{name}:{service.port}",
+            url=url,
+        )
+        return replica, container
+
+    def _probe_inside(self, container: Any, url: str) -> str | None:
+        result = container.exec_run(["python", "-c", _PROBE, url], user=NON_ROOT_USER)
+        if result.exit_code == 0:
+            return None
+        output = result.output.decode(errors="replace").strip().splitlines()
+        return f"GET {url} inside the container: {output[-1] if output else result.exit_code}"
+
+    def _wait_ready(self, replica: Replica, container: Any, readiness_path: str, port: int, options: UpOptions) -> None:
+        import docker
+
+        def exited() -> str | None:
+            try:
+                container.reload()
+            except docker.errors.NotFound:
+                return "disappeared"
+            state = container.attrs["State"]
+            if state["Status"] in ("exited", "dead"):
+                oom = " (out of memory)" if state.get("OOMKilled") else ""
+                return f"exited with status {state['ExitCode']}{oom}"
+            return None
+
+        def probe() -> str | None:
+            if replica.url:
+                return http_probe(f"{replica.url}{readiness_path}")
+            return self._probe_inside(container, f"http://127.0.0.1:{port}{readiness_path}")
+
+        def log_tail() -> str:
+            try:
+                return container.logs(tail=20).decode(errors="replace").rstrip() or "(no output)"
+            except docker.errors.APIError:
+                return "(logs unavailable)"
+
+        wait_until_ready(
+            f"service {replica.service} (container {replica.name})",
+            probe=probe,
+            exited=exited,
+            log_tail=log_tail,
+            timeout_s=options.ready_timeout_s,
+            hint=f"`aiarch up` removed what it started; see the logs above, or raise the readiness timeout",
+        )
+
+    # -- down -------------------------------------------------------------------------------
+    def _remove(self, project: Project, remove_images: bool = False, **selector: str) -> list[str]:
+        import docker
+
+        removed = []
+        containers = self.client.containers.list(all=True, filters=_selector(project, **selector))
+        for container in containers:
+            try:
+                container.remove(force=True)
+                removed.append(f"container {container.name}")
+            except docker.errors.NotFound:
+                pass
+        for network in self.client.networks.list(filters=_selector(project, **selector)):
+            try:
+                network.remove()
+                removed.append(f"network {network.name}")
+            except docker.errors.NotFound:
+                pass
+        if remove_images:
+            for image in self.client.images.list(filters=_selector(project)):
+                try:
+                    self.client.images.remove(image.id, force=True)
+                    removed.append(f"image {', '.join(image.tags) or image.short_id}")
+                except docker.errors.NotFound:
+                    pass
+        return removed
+
+    def down(self, project: Project, remove_images: bool = False) -> DownReport:
+        removed = self._remove(project, remove_images=remove_images)
+        forget_deployment(project)
+        return DownReport(removed=tuple(removed))
+
+    # -- ps, logs, service control ------------------------------------------------------------
+    def _containers(self, project: Project, service: str | None = None) -> list[Any]:
+        selector = {"service": service} if service else {}
+        containers = self.client.containers.list(all=True, filters=_selector(project, **selector))
+        return sorted(
+            containers, key=lambda c: (c.labels.get(f"{LABEL}.service", ""), int(c.labels.get(f"{LABEL}.replica", 0)))
+        )
+
+    def status(self, project: Project) -> list[ReplicaStatus]:
+        containers = self._containers(project)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(lambda c: self._status_of(project, c), containers))
+
+    def _status_of(self, project: Project, container: Any) -> ReplicaStatus:
+        name = container.labels.get(f"{LABEL}.service", "?")
+        service = project.config.services.get(name)
+        state = container.status
+        endpoint, health, cpu, memory = "-", "-", None, None
+        if state == "running" and service is not None:
+            ports = container.attrs["NetworkSettings"]["Ports"].get(f"{service.port}/tcp") or []
+            if ports:
+                endpoint = f"http://127.0.0.1:{ports[0]['HostPort']}"
+                reason = http_probe(f"{endpoint}{service.readiness_path}")
+            else:
+                endpoint = f"{name}:{service.port} (internal)"
+                reason = self._probe_inside(container, f"http://127.0.0.1:{service.port}{service.readiness_path}")
+            health = "ready" if reason is None else "not ready"
+            cpu, memory = _usage(container.stats(stream=False))
+        replica = f"{name}-{container.labels.get(f'{LABEL}.replica', '?')}"
+        return ReplicaStatus(name, replica, state, health, endpoint, cpu, memory)
+
+    def logs(self, project: Project, service: str, tail: int | None, follow: bool) -> Iterator[str]:
+        containers = self._containers(project, service)
+        if not containers:
+            raise UserInputError(
+                f"no containers for service {service!r}; services: {', '.join(project.config.services)}"
+            )
+        prefix = len(containers) > 1
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump(container: Any) -> None:
+            try:
+                for raw in container.logs(stream=True, follow=follow, tail=tail if tail else "all"):
+                    for line in raw.decode(errors="replace").splitlines():
+                        replica = f"{service}-{container.labels.get(f'{LABEL}.replica', '?')}"
+                        lines.put(f"{replica} | {line}" if prefix else line)
+            finally:
+                lines.put(None)
+
+        for container in containers:
+            threading.Thread(target=pump, args=(container,), daemon=True).start()
+        remaining = len(containers)
+        while remaining:
+            line = lines.get()
+            if line is None:
+                remaining -= 1
+            else:
+                yield line
+
+    def stop_service(self, project: Project, service: str) -> None:
+        """Stop a service's containers (fault experiments); `start_service` brings them back."""
+        for container in self._containers(project, service):
+            container.stop(timeout=5)
+
+    def start_service(self, project: Project, service: str) -> None:
+        for container in self._containers(project, service):
+            container.start()
+
+
+def _usage(stats: dict[str, Any]) -> tuple[float | None, int | None]:
+    """CPU % (100 = one core) and memory in use, from one `docker stats` sample."""
+    try:
+        cpu = stats["cpu_stats"]
+        previous = stats["precpu_stats"]
+        container_delta = cpu["cpu_usage"]["total_usage"] - previous["cpu_usage"]["total_usage"]
+        system_delta = cpu["system_cpu_usage"] - previous.get("system_cpu_usage", 0)
+        cores = cpu.get("online_cpus") or len(cpu["cpu_usage"].get("percpu_usage") or [1])
+        percent = (container_delta / system_delta) * cores * 100.0 if system_delta > 0 else 0.0
+    except (KeyError, TypeError):
+        percent = None
+    try:
+        memory = stats["memory_stats"]
+        used = memory["usage"] - memory.get("stats", {}).get("cache", 0)
+    except (KeyError, TypeError):
+        used = None
+    return percent, used
+
+

@@ -1,0 +1,20 @@
+# Sourced by scripts/test.sh and scripts/demo.sh after _venv.sh: when a Docker engine answers
+# (or, with AIARCH_INSTALL_ENGINE=1 and root, after installing and starting one), make the local
+# base images (cached) and point AIARCH_BASE_IMAGE at them unless it is already set.
+# Never fatal: without an engine, Docker tests skip (or fail under CI) and the demo runs locally.
+docker_ready=0
+if [ "${AIARCH_INSTALL_ENGINE:-0}" = 1 ] && [ "$(id -u)" = 0 ]; then
+  bash "$REPO/scripts/docker-engine.sh" || echo "== no Docker engine (see above)"
+fi
+if docker info >/dev/null 2>&1; then
+  docker_ready=1
+  if [ -z "${AIARCH_BASE_IMAGE:-}" ] && [ "$(id -u)" = 0 ]; then
+    if bash "$REPO/scripts/base-image.sh"; then
+      export AIARCH_BASE_IMAGE="aiarch-base:torch,gateway=aiarch-base:slim"
+    else
+      echo "== local base images could not be made; builds use the Dockerfiles' default base image"
+    fi
+  fi
+else
+  echo "== no Docker engine answers: Docker tests skip locally (and fail under CI); the demo uses local processes"
+fi

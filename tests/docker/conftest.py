@@ -1,0 +1,24 @@
+"""Docker tests build FROM the local base images that scripts/base-image.sh makes (no registry)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+LOCAL_BASE_IMAGES = "aiarch-base:torch,gateway=aiarch-base:slim"
+
+
+@pytest.fixture(autouse=True)
+def _local_base_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not os.environ.get("AIARCH_BASE_IMAGE"):
+        monkeypatch.setenv("AIARCH_BASE_IMAGE", LOCAL_BASE_IMAGES)
+
+
+@pytest.fixture()
+def engine():
+    from aiarch.runtime.docker import connect
+
+    client = connect()
+    yield client
+    client.close()

@@ -197,5 +197,49 @@ def logs(
             return
 
 
+@app.command()
+def bench(
+    project: ProjectDir = Path("."),
+    users: Annotated[Optional[int], typer.Option("--users", "-u", help="Closed loop: concurrent users [default: bench.users].")] = None,
+    spawn_rate: Annotated[Optional[float], typer.Option("--spawn-rate", help="Closed loop: users started per second.")] = None,
+    rate: Annotated[Optional[float], typer.Option("--rate", help="Open loop: requests per second, timed from each intended send.")] = None,
+    arrivals: Annotated[str, typer.Option("--arrivals", help="Open loop schedule: constant or poisson.", metavar="constant|poisson")] = "constant",
+    duration: Annotated[Optional[str], typer.Option("--duration", "-d", help="Measured time per trial, e.g. 30s, 2m [default: bench.duration].")] = None,
+    warmup: Annotated[Optional[str], typer.Option("--warmup", help="Load before measuring, excluded from every statistic [default: bench.warmup].")] = None,
+    repeat: Annotated[int, typer.Option("--repeat", help="Trials per load point.")] = 1,
+    sweep: Annotated[Optional[str], typer.Option("--sweep", help="Load points: users=1,4,16 or rate=10,50,100.")] = None,
+    processes: Annotated[int, typer.Option("--processes", help="Load-generator processes (Locust workers).")] = 1,
+    scenario: Annotated[Optional[Path], typer.Option("--scenario", help="Locust file, relative to the project [default: bench.scenario].")] = None,
+    max_error_rate: Annotated[float, typer.Option("--max-error-rate", help="A trial with more errors than this share is invalid.")] = 0.01,
+    min_requests: Annotated[int, typer.Option("--min-requests", help="A trial with fewer measured requests is invalid.")] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for Poisson arrivals and open-loop task choice.")] = 0,
+) -> None:
+    """Load-test the running deployment with Locust and save an exact run record."""
+    with _user_errors():
+        from aiarch import terminal
+        from aiarch.bench import Thresholds
+        from aiarch.bench import bench as run_bench
+        from aiarch.config import parse_duration_option
+
+        thresholds = Thresholds(max_error_rate=max_error_rate, min_requests=min_requests)
+        with terminal.bench_progress() as on_progress:
+            record, path = run_bench(
+                project, users, spawn_rate, rate, arrivals,
+                parse_duration_option("--duration", duration), parse_duration_option("--warmup", warmup),
+                repeat, sweep, processes, scenario, thresholds, seed, on_progress,
+            )  # fmt: skip
+        terminal.show_run(record, path)
+
+
+@app.command()
+def runs(project: ProjectDir = Path(".")) -> None:
+    """List the project's run records, oldest first."""
+    with _user_errors():
+        from aiarch import terminal
+        from aiarch.bench import list_runs
+
+        terminal.show_runs(list_runs(project.expanduser().absolute()))
+
+
 def main() -> None:
     app()

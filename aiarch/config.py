@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from aiarch.errors import ConfigError
+from aiarch.errors import ConfigError, UserInputError
 
 CONFIG_FILENAME = "aiarch.yaml"
 NAME_PATTERN = r"^[a-z][a-z0-9-]*$"
@@ -45,6 +45,8 @@ def parse_duration(value: Any) -> float:
         seconds = float(value)
     elif isinstance(value, str):
         text = value.strip().lower()
+        if text.startswith("-"):
+            raise ValueError("must not be negative")
         parts = _DURATION_PART.findall(text)
         if not parts or "".join(n + u for n, u in parts) != text:
             raise ValueError(f"{value!r} is not a duration; use e.g. 30s, 2m or 1m30s")
@@ -54,6 +56,16 @@ def parse_duration(value: Any) -> float:
     if seconds < 0:
         raise ValueError("must not be negative")
     return seconds
+
+
+def parse_duration_option(flag: str, value: str | None) -> float | None:
+    """A duration flag's value in seconds; a bad one is a UserInputError naming the flag."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value.strip() if not value.strip().lstrip("-").replace(".", "").isdigit() else float(value))
+    except ValueError as error:
+        raise UserInputError(f"{flag} {value!r}: {error}") from None
 
 
 def parse_memory(value: str) -> int:

@@ -164,3 +164,119 @@ def show_status(report: StatusReport) -> None:
             _size(replica.memory_bytes),
         )
     out.print(table)
+
+
+@contextmanager
+def bench_progress() -> Iterator:
+    """A live line per second while Locust runs: elapsed, rate, p50/p99 so far, errors, load CPU."""
+    from aiarch.bench import LiveView
+
+    def text(view: LiveView) -> str:
+        phase = "warming up" if view.warming_up else "measuring"
+        p50 = "-" if view.p50_ms is None else f"{view.p50_ms:.1f}"
+        p99 = "-" if view.p99_ms is None else f"{view.p99_ms:.1f}"
+        remaining = max(0.0, view.total_s - view.elapsed_s)
+        return (
+            f"{view.trial} | {view.load} | {phase} {view.elapsed_s:4.0f}/{view.total_s:.0f} s "
+            f"({remaining:.0f} s left) | {view.rps:6.0f} req/s | p50 {p50} ms  p99 {p99} ms | "
+            f"errors {view.errors} | load generator CPU {view.loadgen_cpu_percent:.0f}%"
+        )
+
+    if not err.is_terminal:
+        last = [0.0]
+
+        def every_ten_seconds(view: LiveView) -> None:
+            if view.elapsed_s - last[0] >= 10:
+                last[0] = view.elapsed_s
+                err.print(f"[dim]-[/] {escape(text(view))}", soft_wrap=True)
+
+        yield every_ten_seconds
+        return
+    from rich.live import Live
+    from rich.spinner import Spinner
+
+    with Live(console=err, transient=True, refresh_per_second=4) as live:
+        yield lambda view: live.update(Spinner("dots", text=text(view)))
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.1f}"
+
+
+def show_run(record: dict, path: object) -> None:
+    from rich.table import Table
+
+    environment = record["environment"]
+    gpu = environment["gpu"]
+    out.print(
+        f"[bold]{record['project']}[/] ({record['architecture']}) on {record['runtime']}: run {record['id']}"
+        f" [dim]({record['plan']['duration_s']:g} s measured after {record['plan']['warmup_s']:g} s warm-up, "
+        f"{record['plan']['repeat']} trial(s), {record['plan']['processes']} load process(es))[/]"
+    )
+    for point in record["points"]:
+        table = Table(
+            title=f"{point['load_description']} [dim](latency in ms)[/]", title_justify="left",
+            box=box.SIMPLE_HEAD, padding=(0, 1),
+        )  # fmt: skip
+        table.add_column("endpoint", no_wrap=True, overflow="ellipsis", max_width=22)
+        for column in ("requests", "req/s", "p50", "p90", "p99", "p99.9", "max", "errors"):
+            table.add_column(column, justify="right", no_wrap=True)
+        for name, stats in point["summary"].items():
+            table.add_row(
+                "[bold]all[/]" if name == "*" else escape(name),
+                str(stats["requests"]),
+                f"{stats['throughput_rps']:.1f}",
+                *(_ms(stats[key]) for key in ("p50_ms", "p90_ms", "p99_ms", "p99_9_ms", "max_ms")),
+                f"{stats['error_rate']:.1%}",
+            )
+        out.print(table)
+        last = point["trials"][-1]
+        usage = ", ".join(
+            f"{service} {s['cpu_percent_mean']:.0f}% CPU, {_size(s['memory_bytes_peak'])} peak"
+            for service, s in last["resources_summary"].items()
+        )
+        if usage:
+            out.print(f"  services: {usage}")
+        out.print(f"  load generator: {last['loadgen_cpu_percent']:.0f}% CPU (mean of the busiest process)")
+    gpu_line = (
+        f"{', '.join(gpu['devices'])} (driver {gpu['driver']})" if gpu["available"] else f"unavailable ({gpu['reason']})"
+    )
+    out.print(f"  GPU: {gpu_line}")
+    if any(p["load"]["kind"] == "open" for p in record["points"]):
+        out.print("  [dim]open loop: each latency runs from the request's intended send time[/]")
+    if record["valid"]:
+        out.print(f"[bold green]Valid[/] run, saved to {escape(str(path))}")
+    else:
+        out.print(f"[bold red]Invalid[/] run (kept, but no winner will be named from it), saved to {escape(str(path))}")
+        for reason in record["reasons"]:
+            out.print(f"  [red]- {escape(reason)}[/]", soft_wrap=True)
+
+
+def show_runs(summaries: list) -> None:
+    from rich.table import Table
+
+    if not summaries:
+        out.print("No run records yet. Make one with `aiarch bench`.")
+        return
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False, caption="latency in ms")
+    table.add_column("run", no_wrap=True, min_width=20)
+    table.add_column("valid", no_wrap=True, min_width=7)
+    table.add_column("architecture", no_wrap=True, overflow="ellipsis")
+    table.add_column("load", no_wrap=True, overflow="ellipsis")
+    for column in ("req/s", "p50", "p99", "errors"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for run in summaries:
+        valid = "[green]valid[/]" if run.valid else "[red]invalid[/]"
+        if run.status == "interrupted":
+            valid = "[yellow]interrupted[/]"
+        table.add_row(
+            run.id,
+            valid,
+            run.architecture,
+            escape(run.load),
+            "-" if run.throughput_rps is None else f"{run.throughput_rps:.1f}",
+            _ms(run.p50_ms),
+            _ms(run.p99_ms),
+            "-" if run.error_rate is None else f"{run.error_rate:.1%}",
+        )
+    out.print(table)

@@ -27,3 +27,75 @@ def service_processes() -> list:
         except psutil.Error:
             pass
     return found
+
+
+class ServiceTimeServer:
+    """tests/timed_server.py in its own process on 127.0.0.1: a known service time, an optional
+    stall, optionally one request at a time (see that file)."""
+
+    def __init__(self, service_time_s: float = 0.02, stall_at_s: float | None = None, stall_s: float = 1.0, threaded: bool = True) -> None:
+        import sys
+
+        self.command = [sys.executable, str(Path(__file__).with_name("timed_server.py")), "--service-ms", str(service_time_s * 1000)]
+        if stall_at_s is not None:
+            self.command += ["--stall-at-s", str(stall_at_s), "--stall-s", str(stall_s)]
+        if not threaded:
+            self.command.append("--serial")
+
+    def __enter__(self) -> "ServiceTimeServer":
+        import subprocess
+
+        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True)
+        port = int(self.process.stdout.readline())
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+SCENARIO = '''
+import os
+import time
+
+from locust import FastHttpUser, constant, task
+
+BURN_S = float(os.environ.get("TEST_BURN_S", "0"))
+PATH = os.environ.get("TEST_PATH", "/work")
+
+
+class Client(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def work(self):
+        if BURN_S:
+            end = time.perf_counter() + BURN_S
+            while time.perf_counter() < end:  # keeps the load generator's CPU busy on purpose
+                pass
+        self.client.get(PATH, name=PATH)
+'''
+
+
+def measured_project(folder: Path, url: str) -> Path:
+    """A project with its own aiarch.yaml, whose recorded deployment is the server at URL."""
+    from aiarch.runtime.base import Deployment, Project, now_iso, save_deployment
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "aiarch.yaml").write_text(
+        "version: 1\nname: timed\narchitecture: fixture\nservices:\n"
+        "  server:\n    build: {}\n    command: [python, -m, http.server]\n    port: 8000\n"
+        "    health_path: /healthz\n    entrypoint: true\n"
+        "bench: {scenario: scenario.py, users: 4, duration: 5s, warmup: 1s}\n"
+    )
+    (folder / "scenario.py").write_text(SCENARIO)
+    project = Project.load(folder)
+    save_deployment(
+        project,
+        Deployment(
+            id="fixture", project="timed", architecture="fixture", runtime="local", project_dir=str(folder),
+            created_at=now_iso(), entry_service="server", entry_url=url, replicas=(),
+        ),
+    )
+    return folder

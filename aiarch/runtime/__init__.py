@@ -39,6 +39,7 @@ __all__ = [
     "UpResult",
     "down",
     "logs",
+    "runtime_for",
     "select_runtime",
     "status",
     "up",
@@ -75,6 +76,14 @@ def select_runtime(requested: str | None) -> tuple[Runtime, str | None]:
             f"{error.message}; running the services as local processes instead "
             "(start an engine or set DOCKER_HOST to use Docker, --runtime local to skip this check)"
         )
+
+
+def runtime_for(deployment: Deployment) -> Runtime:
+    """The runtime that made DEPLOYMENT (to sample it and to describe its engine)."""
+    from aiarch.runtime.docker import DockerRuntime, connect
+    from aiarch.runtime.local import LocalRuntime
+
+    return LocalRuntime() if deployment.runtime == "local" else DockerRuntime(connect())
 
 
 def _runtime_of(project: Project) -> Runtime | None:

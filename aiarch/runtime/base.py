@@ -116,6 +116,26 @@ class DownReport:
     removed: tuple[str, ...]  # what was removed, in words a person reads
 
 
+@dataclass(frozen=True)
+class ReplicaUsage:
+    service: str
+    replica: str
+    cpu_percent: float  # 100 = one core busy
+    memory_bytes: int
+
+
+class UsageProbe(Protocol):
+    """CPU and memory of every replica now; `pids()` maps host processes to services (GPU)."""
+
+    def sample(self) -> list[ReplicaUsage]: ...
+
+    def service_of_pid(self, pid: int) -> str | None: ...
+
+    def service_of_container(self) -> dict[str, str]: ...
+
+    def close(self) -> None: ...
+
+
 class Reporter(Protocol):
     """How a runtime tells the person what it is doing; aiarch.terminal implements it."""
 
@@ -142,6 +162,10 @@ class Runtime(Protocol):
     def status(self, project: Project) -> list[ReplicaStatus]: ...
 
     def logs(self, project: Project, service: str, tail: int | None, follow: bool) -> Iterator[str]: ...
+
+    def usage_probe(self, deployment: Deployment) -> UsageProbe: ...
+
+    def engine_info(self) -> dict[str, str]: ...
 
 
 def new_deployment_id() -> str:

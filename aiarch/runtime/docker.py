@@ -25,6 +25,7 @@ from aiarch.runtime.base import (
     Project,
     Replica,
     ReplicaStatus,
+    ReplicaUsage,
     Reporter,
     UpOptions,
     check_port_free,
@@ -451,6 +452,19 @@ class DockerRuntime:
             else:
                 yield line
 
+    def engine_info(self) -> dict[str, str]:
+        version = self.client.version()
+        return {
+            "engine": "docker",
+            "version": str(version.get("Version", "?")),
+            "api_version": str(version.get("ApiVersion", "?")),
+            "os": f"{version.get('Os', '?')}/{version.get('Arch', '?')}",
+            "kernel": str(version.get("KernelVersion", "?")),
+        }
+
+    def usage_probe(self, deployment: Deployment) -> DockerUsageProbe:
+        return DockerUsageProbe(self.client, deployment)
+
     def stop_service(self, project: Project, service: str) -> None:
         """Stop a service's containers (fault experiments); `start_service` brings them back."""
         for container in self._containers(project, service):
@@ -459,6 +473,53 @@ class DockerRuntime:
     def start_service(self, project: Project, service: str) -> None:
         for container in self._containers(project, service):
             container.start()
+
+
+class DockerUsageProbe:
+    """The engine's stats stream of each container (one reading a second), latest kept."""
+
+    def __init__(self, client: docker.DockerClient, deployment: Deployment) -> None:
+        self._replicas = [r for r in deployment.replicas]
+        self._latest: dict[str, tuple[float | None, int | None]] = {}
+        self._streams: list[Any] = []
+        self._stopping = threading.Event()
+        for replica in self._replicas:
+            try:
+                stream = client.api.stats(replica.id, stream=True, decode=True)
+            except Exception:  # noqa: BLE001 - a replica gone is reported as zero usage
+                continue
+            self._streams.append(stream)
+            threading.Thread(target=self._pump, args=(replica.id, stream), daemon=True).start()
+
+    def _pump(self, container_id: str, stream: Any) -> None:
+        try:
+            for stats in stream:
+                if self._stopping.is_set():
+                    return
+                self._latest[container_id] = _usage(stats)
+        except Exception:  # noqa: BLE001 - the stream ends when the container stops or on close
+            return
+
+    def sample(self) -> list[ReplicaUsage]:
+        usage = []
+        for replica in self._replicas:
+            cpu, memory = self._latest.get(replica.id, (None, None))
+            usage.append(ReplicaUsage(replica.service, replica.name, cpu or 0.0, memory or 0))
+        return usage
+
+    def service_of_pid(self, pid: int) -> str | None:
+        return None
+
+    def service_of_container(self) -> dict[str, str]:
+        return {replica.id: replica.service for replica in self._replicas}
+
+    def close(self) -> None:
+        self._stopping.set()
+        for stream in self._streams:
+            try:
+                stream.close()
+            except Exception:  # noqa: BLE001
+                pass
 
 
 def _usage(stats: dict[str, Any]) -> tuple[float | None, int | None]:

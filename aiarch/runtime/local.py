@@ -24,6 +24,7 @@ from aiarch.runtime.base import (
     Project,
     Replica,
     ReplicaStatus,
+    ReplicaUsage,
     Reporter,
     UpOptions,
     check_port_free,
@@ -185,6 +186,12 @@ class LocalRuntime:
         )
         return replica, process
 
+    def engine_info(self) -> dict[str, str]:
+        return {"engine": "local processes", "python": sys.version.split()[0], "executable": sys.executable}
+
+    def usage_probe(self, deployment: Deployment) -> LocalUsageProbe:
+        return LocalUsageProbe(deployment)
+
     def down(self, project: Project, remove_images: bool = False) -> DownReport:
         deployment = load_deployment(project)
         if deployment is None:
@@ -247,6 +254,51 @@ class LocalRuntime:
                 yield f"{path.stem} | {line}" if prefix else line
         if follow:
             yield from _follow(paths, prefix)
+
+
+class LocalUsageProbe:
+    """psutil over each replica's process tree (the service and any workers it forks)."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self._replicas = [(r, _find(r.id)) for r in deployment.replicas]
+        self._known: dict[int, psutil.Process] = {}
+        self.sample()  # the first cpu_percent() call of each process starts its interval
+
+    def _tree(self, root: psutil.Process | None) -> list[psutil.Process]:
+        if root is None:
+            return []
+        try:
+            members = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return []
+        # Keep one Process object per pid, so that cpu_percent() measures since the last call.
+        return [self._known.setdefault(p.pid, p) for p in members]
+
+    def sample(self) -> list[ReplicaUsage]:
+        usage = []
+        for replica, root in self._replicas:
+            tree = self._tree(root)
+            usage.append(
+                ReplicaUsage(
+                    service=replica.service,
+                    replica=replica.name,
+                    cpu_percent=sum(_cpu_percent(p) for p in tree),
+                    memory_bytes=sum(_rss(p) for p in tree),
+                )
+            )
+        return usage
+
+    def service_of_pid(self, pid: int) -> str | None:
+        for replica, root in self._replicas:
+            if any(p.pid == pid for p in self._tree(root)):
+                return replica.service
+        return None
+
+    def service_of_container(self) -> dict[str, str]:
+        return {}
+
+    def close(self) -> None:
+        pass
 
 
 def _follow(paths: list[Path], prefix: bool) -> Iterator[str]:

@@ -142,3 +142,42 @@ def test_up_ps_logs_down_through_the_cli_on_local_processes(shop_projects):
     again = runner.invoke(app, ["down", "-p", project])
     assert again.exit_code == 0 and "Nothing to remove" in again.stdout
     assert service_processes() == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--scenario", "missing.py"], "scenario file"),
+        (["--rate", "0"], "--rate must be > 0"),
+        (["--duration", "-5s"], "--duration '-5s': must not be negative"),
+        (["--duration", "soon"], "--duration 'soon'"),
+        (["--sweep", "users=a,b"], "every value must be a number"),
+        (["--sweep", "speed=1"], "is not users=N,N,... or rate=R,R,..."),
+        ([], "is not up: nothing to load-test"),
+    ],
+)
+def test_bench_bad_input_is_one_line_exit_2_and_writes_no_record(shop_projects, arguments: list[str], message: str):
+    project = shop_projects["monolith"]
+    result = runner.invoke(app, ["bench", "--project", str(project), *arguments])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert not list((project / ".aiarch" / "runs").glob("*.json"))
+
+
+def test_runs_lists_nothing_yet(shop_projects):
+    result = runner.invoke(app, ["runs", "--project", str(shop_projects["microservices"])])
+    assert result.exit_code == 0 and "No run records yet" in result.stdout
+
+
+def test_bench_and_runs_through_the_cli(tmp_path: Path):
+    from helpers import ServiceTimeServer, measured_project
+
+    with ServiceTimeServer(service_time_s=0.002) as server:
+        project = measured_project(tmp_path / "p", server.url)
+        result = runner.invoke(app, ["bench", "-p", str(project), "--users", "2", "--duration", "2s", "--warmup", "1s"])
+    assert result.exit_code == 0, result.output
+    assert "/work" in result.stdout and "Valid run, saved to" in result.stdout
+    assert "GPU: unavailable" in result.stdout
+    listing = runner.invoke(app, ["runs", "-p", str(project)])
+    assert listing.exit_code == 0 and "valid" in listing.stdout and "2 users" in listing.stdout

@@ -1,0 +1,253 @@
+"""The Locust subprocess: the only door to the load generator. Locust never runs in aiarch's
+process (its gevent monkey-patching breaks other libraries, see ENVIRONMENT.md)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from aiarch.bench.gpu import GpuSampler, attribute_processes
+from aiarch.bench.load import BenchPlan, LoadModel
+from aiarch.bench.stats import Sample, percentile
+from aiarch.errors import AiarchError
+from aiarch.runtime.base import UsageProbe
+
+PLUGIN = Path(__file__).with_name("locust_plugin.py")
+COOLDOWN_S = 2.0  # after the window: lets requests sent inside it finish
+
+
+@dataclass
+class LiveView:
+    """What the person watches while a trial runs."""
+
+    trial: str
+    load: str
+    elapsed_s: float
+    total_s: float
+    warming_up: bool
+    rps: float
+    p50_ms: float | None
+    p99_ms: float | None
+    errors: int
+    loadgen_cpu_percent: float
+
+
+@dataclass
+class TrialOutcome:
+    samples: list[Sample]
+    started_at: float  # epoch of Locust's test start
+    late_sends: int = 0
+    dropped: int = 0
+    loadgen: list[dict] = field(default_factory=list)
+    resources: list[dict] = field(default_factory=list)
+    gpu: list[dict] = field(default_factory=list)
+    interrupted: bool = False
+    exit_code: int | None = None
+    log: Path | None = None
+
+
+class _SampleTail:
+    """Reads the per-process sample files as they grow (complete lines only)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.offsets: dict[Path, int] = {}
+        self.partial: dict[Path, str] = {}
+        self.markers: dict[str, list[float]] = {"start": [], "late": [], "dropped": []}
+
+    def read(self) -> list[Sample]:
+        new: list[Sample] = []
+        for path in sorted(self.folder.glob("samples-*.tsv")):
+            with path.open("r", encoding="utf-8", errors="replace") as stream:
+                stream.seek(self.offsets.get(path, 0))
+                chunk = stream.read()
+                self.offsets[path] = stream.tell()
+            text = self.partial.pop(path, "") + chunk
+            lines = text.split("\n")
+            if lines and lines[-1]:
+                self.partial[path] = lines[-1]
+            for line in lines[:-1]:
+                if not line:
+                    continue
+                if line.startswith("#"):
+                    key, _, value = line[1:].partition(" ")
+                    if key in self.markers:
+                        self.markers[key].append(float(value))
+                    continue
+                parts = line.split("\t")
+                if len(parts) == 5:
+                    new.append(Sample(float(parts[0]), float(parts[1]), parts[2], parts[3] == "1", parts[4]))
+        return new
+
+
+def locust_command(plan: BenchPlan, load: LoadModel, url: str) -> list[str]:
+    run_time = math.ceil(plan.warmup_s + plan.duration_s + COOLDOWN_S)
+    command = [
+        sys.executable, "-m", "locust",
+        "-f", f"{plan.scenario},{PLUGIN}",
+        "--headless", "--host", url,
+        "--run-time", f"{run_time}s", "--stop-timeout", "5",
+        "--only-summary", "--loglevel", "WARNING",
+    ]  # fmt: skip
+    if plan.processes > 1:
+        command += ["--processes", str(plan.processes)]
+    if load.kind == "open":
+        command += ["--users", str(plan.processes), "--spawn-rate", str(plan.processes), "OpenLoopDriver"]
+    else:
+        command += ["--users", str(load.users), "--spawn-rate", f"{load.spawn_rate:g}"]
+    return command
+
+
+def run_trial(
+    plan: BenchPlan,
+    load: LoadModel,
+    url: str,
+    project_dir: Path,
+    environment: dict[str, str],
+    folder: Path,
+    probe: UsageProbe | None,
+    gpu: GpuSampler,
+    on_progress: Callable[[LiveView], None],
+    label: str,
+) -> TrialOutcome:
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "locust.log"
+    env = {
+        **os.environ,
+        **environment,
+        "AIARCH_SAMPLES_DIR": str(folder),
+        "AIARCH_PROCESSES": str(plan.processes),
+        "AIARCH_SEED": str(plan.seed),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("AIARCH_OPEN_RATE", None)
+    if load.kind == "open":
+        env["AIARCH_OPEN_RATE"] = f"{load.rate:g}"
+        env["AIARCH_ARRIVALS"] = load.arrivals
+    with log.open("wb") as stream:
+        process = subprocess.Popen(
+            locust_command(plan, load, url),
+            cwd=project_dir,
+            env=env,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches aiarch, which stops Locust itself
+        )
+    tail = _SampleTail(folder)
+    samples: list[Sample] = []
+    outcome = TrialOutcome(samples=samples, started_at=time.time(), log=log)
+    launched = time.time()
+    deadline = time.monotonic() + plan.warmup_s + plan.duration_s + COOLDOWN_S + 60
+    tree: dict[int, psutil.Process] = {}
+    try:
+        while process.poll() is None:
+            time.sleep(1.0)
+            samples.extend(tail.read())
+            started = min(tail.markers["start"], default=None)
+            now = time.time()
+            elapsed = now - (started or launched)
+            loadgen = _loadgen_cpu(process.pid, tree)
+            outcome.loadgen.append({"t": round(elapsed, 3), "cpu_percent": loadgen})
+            if probe is not None:
+                outcome.resources.append(
+                    {"t": round(elapsed, 3), "replicas": [vars(u) for u in probe.sample()]}
+                )
+            readings = gpu.read()
+            if readings:
+                per_service = attribute_processes(
+                    readings, probe.service_of_container() if probe else {}, probe.service_of_pid if probe else (lambda pid: None)
+                )
+                outcome.gpu.append(
+                    {
+                        "t": round(elapsed, 3),
+                        "devices": [
+                            {k: v for k, v in vars(r).items() if k != "processes"} for r in readings
+                        ],
+                        "memory_by_service": per_service,
+                    }
+                )
+            on_progress(_live_view(label, load, samples, started, now, plan, loadgen))
+            if time.monotonic() > deadline:
+                _stop(process)
+                raise AiarchError(f"Locust did not stop after its run time; see {log}")
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        _stop(process)
+    outcome.exit_code = process.wait()
+    samples.extend(tail.read())
+    outcome.started_at = min(tail.markers["start"], default=launched)
+    outcome.late_sends = int(sum(tail.markers["late"]))
+    outcome.dropped = int(sum(tail.markers["dropped"]))
+    if not samples and not outcome.interrupted:
+        raise AiarchError(
+            f"Locust sent no request (exit status {outcome.exit_code}); last lines of its log:\n{_tail(log)}",
+            hint="check the scenario file and that the deployment answers",
+        )
+    return outcome
+
+
+def _live_view(label: str, load: LoadModel, samples: list[Sample], started: float | None, now: float, plan: BenchPlan, loadgen: list[float]) -> LiveView:
+    elapsed = now - started if started else 0.0
+    window_start = (started or now) + plan.warmup_s
+    last_second = [s for s in samples[-20000:] if now - 1.0 <= s.end < now]
+    measured = sorted(s.latency_ms for s in samples if s.start >= window_start)
+    return LiveView(
+        trial=label,
+        load=load.describe(),
+        elapsed_s=elapsed,
+        total_s=plan.warmup_s + plan.duration_s,
+        warming_up=elapsed < plan.warmup_s,
+        rps=float(len(last_second)),
+        p50_ms=percentile(measured, 50) if measured else None,
+        p99_ms=percentile(measured, 99) if measured else None,
+        errors=sum(1 for s in samples if not s.ok and s.start >= window_start),
+        loadgen_cpu_percent=max(loadgen, default=0.0),
+    )
+
+
+def _loadgen_cpu(pid: int, known: dict[int, psutil.Process]) -> list[float]:
+    """CPU % of each Locust process (100 = one core: a gevent process cannot use more)."""
+    try:
+        root = known.setdefault(pid, psutil.Process(pid))
+        members = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+    values = []
+    for member in members:
+        process = known.setdefault(member.pid, member)
+        try:
+            values.append(round(process.cpu_percent(interval=None), 1))
+        except psutil.Error:
+            pass
+    return values
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGINT the Locust group (it stops the load and exits), then harder."""
+    for sig, wait in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

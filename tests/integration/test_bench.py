@@ -1,0 +1,102 @@
+"""aiarch bench measured against servers whose behaviour is known: a real Locust subprocess,
+real HTTP on 127.0.0.1, every load loop bounded by its duration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import ServiceTimeServer, measured_project
+
+from aiarch.bench import BenchInterrupted, Thresholds, bench, list_runs
+from aiarch.bench.stats import decode_latencies
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("load", [{"users": 4}, {"rate": 40.0}], ids=["closed", "open"])
+def test_p50_matches_a_known_service_time(tmp_path: Path, load: dict, monkeypatch: pytest.MonkeyPatch):
+    with ServiceTimeServer(service_time_s=0.020) as server:
+        project = measured_project(tmp_path / "p", server.url)
+        # The same load on an endpoint that answers at once: the bare round trip on this machine.
+        monkeypatch.setenv("TEST_PATH", "/noop")
+        baseline, _ = bench(project, duration_s=3, warmup_s=1, **load)
+        monkeypatch.setenv("TEST_PATH", "/work")
+        record, path = bench(project, duration_s=5, warmup_s=1, **load)
+    round_trip_ms = baseline["points"][0]["summary"]["*"]["p50_ms"]
+    expected_ms = 20.0 + round_trip_ms
+    p50_ms = record["points"][0]["summary"]["*"]["p50_ms"]
+    assert round_trip_ms < 5.0, round_trip_ms
+    assert abs(p50_ms - expected_ms) <= 0.05 * expected_ms + 0.5, (p50_ms, expected_ms)
+    assert record["valid"], record["reasons"]
+    assert path.parent == project / ".aiarch" / "runs"
+
+
+def test_open_loop_shows_a_stall_that_closed_loop_hides(tmp_path: Path):
+    results = {}
+    for name, load in {"open": {"rate": 50.0}, "closed": {"users": 1}}.items():
+        with ServiceTimeServer(service_time_s=0.020, stall_at_s=4.0, stall_s=1.0) as server:
+            project = measured_project(tmp_path / name, server.url)
+            record, _ = bench(project, duration_s=10, warmup_s=0.5, **load)
+        results[name] = record["points"][0]["summary"]["*"]
+    assert results["open"]["p99_ms"] >= 500, results["open"]
+    # The closed-loop sender waited out the stall: it sent less, and its tail hides the stall.
+    assert results["closed"]["throughput_rps"] < 0.93 * results["open"]["throughput_rps"]
+    assert results["closed"]["p99_ms"] < results["open"]["p99_ms"] / 5
+
+
+def test_a_saturated_load_generator_makes_the_run_invalid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TEST_BURN_S", "0.05")  # each request costs the generator 50 ms of CPU
+    with ServiceTimeServer(service_time_s=0.001) as server:
+        project = measured_project(tmp_path / "p", server.url)
+        record, _ = bench(project, users=8, duration_s=4, warmup_s=1, thresholds=Thresholds(min_requests=10))
+    assert not record["valid"]
+    assert any(reason.startswith("load generator CPU") for reason in record["reasons"]), record["reasons"]
+
+
+def test_a_missed_target_rate_makes_the_run_invalid(tmp_path: Path):
+    # One request at a time, 20 ms each: at most ~50 req/s, asked for 120.
+    with ServiceTimeServer(service_time_s=0.020, threaded=False) as server:
+        project = measured_project(tmp_path / "p", server.url)
+        record, _ = bench(project, rate=120.0, duration_s=4, warmup_s=0.5)
+    assert not record["valid"]
+    assert any("of the 120 req/s target" in reason for reason in record["reasons"]), record["reasons"]
+
+
+def test_the_record_holds_every_latency_and_its_environment(tmp_path: Path):
+    with ServiceTimeServer(service_time_s=0.005) as server:
+        project = measured_project(tmp_path / "p", server.url)
+        record, path = bench(project, users=2, duration_s=3, warmup_s=1, repeat=2)
+    saved = json.loads(path.read_text())
+    assert saved["schema"] == "aiarch.run/1" and saved["status"] == "complete"
+    assert saved["environment"]["cpu_cores"] >= 1 and saved["environment"]["aiarch"]
+    assert saved["environment"]["gpu"]["available"] is False and saved["environment"]["gpu"]["reason"]
+    trials = saved["points"][0]["trials"]
+    assert len(trials) == 2
+    for trial in trials:
+        latencies = decode_latencies(trial["latencies_us"])
+        assert len(latencies) == trial["stats"]["*"]["requests"] > 50
+        assert max(latencies) == pytest.approx(trial["stats"]["*"]["max_ms"], abs=0.001)
+        assert len(trial["per_second"]) == 3 and sum(r["requests"] for r in trial["per_second"]) > 0
+        assert trial["loadgen"] and all("cpu_percent" in row for row in trial["loadgen"])
+    pooled = saved["points"][0]["summary"]["*"]
+    assert pooled["requests"] == sum(t["stats"]["*"]["requests"] for t in trials)
+    (listed,) = list_runs(project)
+    assert listed.id == saved["id"] and listed.valid == saved["valid"]
+
+
+def test_ctrl_c_saves_what_was_measured(tmp_path: Path):
+    with ServiceTimeServer(service_time_s=0.005) as server:
+        project = measured_project(tmp_path / "p", server.url)
+
+        def interrupt_after_three_seconds(view) -> None:
+            if view.elapsed_s >= 3:
+                raise KeyboardInterrupt
+
+        with pytest.raises(BenchInterrupted, match="what was measured is saved"):
+            bench(project, users=2, duration_s=30, warmup_s=1, on_progress=interrupt_after_three_seconds)
+    (summary,) = list_runs(project)
+    assert summary.status == "interrupted" and not summary.valid
+    record = json.loads(summary.path.read_text())
+    assert record["points"][0]["summary"]["*"]["requests"] > 0

@@ -241,5 +241,50 @@ def runs(project: ProjectDir = Path(".")) -> None:
         terminal.show_runs(list_runs(project.expanduser().absolute()))
 
 
+@app.command()
+def compare(
+    runs: Annotated[Optional[list[str]], typer.Argument(help="Run ids (or unique prefixes) or run record files.")] = None,
+    project: Annotated[
+        Optional[list[Path]],
+        typer.Option("--project", "-p", help="Project folder(s) whose runs to look in; repeatable [default: .].", file_okay=False),
+    ] = None,
+    latest: Annotated[bool, typer.Option("--latest", help="Add the newest complete run of each architecture in the projects.")] = False,
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="The run the others are compared against [default: the monolith's, else the first].")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for report.md, report.html and report.json.", file_okay=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap: the same runs and seed give the same intervals.")] = 0,
+) -> None:
+    """Put runs side by side: differences with 95% confidence intervals, a verdict per claim, reports."""
+    with _user_errors():
+        from aiarch import terminal
+        from aiarch.compare import compare as run_compare
+
+        terminal.show_comparison(run_compare(runs or [], project or [Path(".")], latest, baseline, output, seed))
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", "-d", help="Work folder for the two projects and the report.", file_okay=False)] = Path("aiarch-demo"),
+    runtime: Runtime = None,
+    model_size: Annotated[str, typer.Option("--model-size", "-m", help="tiny (default, quick), small or large.", metavar="tiny|small|large")] = "tiny",
+    users: Annotated[int, typer.Option("--users", "-u", help="Closed-loop users for both benches.", min=1)] = 8,
+    duration: Annotated[str, typer.Option("--duration", help="Measured time per trial.")] = "15s",
+    warmup: Annotated[str, typer.Option("--warmup", help="Warm-up before each measurement.")] = "5s",
+    repeat: Annotated[int, typer.Option("--repeat", help="Trials per architecture.", min=1)] = 1,
+) -> None:
+    """Run the whole loop once: scaffold both architectures, deploy, bench, tear down, compare."""
+    with _user_errors():
+        from aiarch import terminal
+        from aiarch.config import parse_duration_option
+        from aiarch.demo import run_demo
+
+        with terminal.progress("aiarch demo") as reporter, terminal.bench_progress() as on_progress:
+            result = run_demo(
+                directory, runtime, model_size, users,
+                parse_duration_option("--duration", duration) or 15.0, parse_duration_option("--warmup", warmup) or 0.0,
+                repeat, reporter, on_progress,
+            )  # fmt: skip
+        terminal.show_comparison(result.comparison)
+
+
 def main() -> None:
     app()

@@ -280,3 +280,42 @@ def show_runs(summaries: list) -> None:
             "-" if run.error_rate is None else f"{run.error_rate:.1%}",
         )
     out.print(table)
+
+
+def show_comparison(comparison) -> None:
+    from rich.table import Table
+
+    from aiarch.compare.report import difference_rows, side_by_side
+
+    header, rows = side_by_side(comparison)
+    table = Table(title="Side by side", title_justify="left", box=box.SIMPLE_HEAD)
+    for index, column in enumerate(header):
+        table.add_column(escape(column), justify="left" if index == 0 else "right")
+    for row in rows:
+        styled = [escape(cell) for cell in row]
+        if row[0] == "valid":
+            styled = [styled[0], *(c if c == "yes" else f"[red]{c}[/]" for c in styled[1:])]
+        table.add_row(*styled)
+    out.print(table)
+    differences = Table(
+        title=f"Against the baseline {comparison.baseline.id} (95% bootstrap CI)", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    for column in ("run", "metric", "baseline -> run", "difference", "95% CI", "reading"):
+        differences.add_column(column)
+    for row in difference_rows(comparison):
+        reading = row[-1] if row[-1] == "significant" else f"[dim]{row[-1]}[/]"
+        differences.add_row(*(escape(c) for c in row[:-1]), reading)
+    out.print(differences)
+    scorecard = Table(title="Scorecard of the claims", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("claim", "figure", "verdict"):
+        scorecard.add_column(column, ratio=1)
+    for card in comparison.scorecard:
+        verdict = card["verdict"]
+        style = "red" if verdict.startswith("no verdict") else "dim" if verdict.startswith("not measured") else "bold"
+        scorecard.add_row(escape(card["claim"]), escape(card["figure"]), f"[{style}]{escape(verdict)}[/]")
+    out.print(scorecard)
+    for flag in comparison.flags:
+        out.print(f"[yellow]flag:[/] {escape(flag)}", soft_wrap=True)
+    colour = "red" if comparison.verdict.startswith("no verdict") else "green"
+    out.print(f"[bold {colour}]Verdict:[/] {escape(comparison.verdict)}", soft_wrap=True)
+    out.print(f"Report: {escape(str(comparison.report_dir))} (report.html, report.md, report.json)")

@@ -1,10 +1,17 @@
 # Sourced by scripts/test.sh and scripts/demo.sh after _venv.sh: when a Docker engine answers
-# (or, with AIARCH_INSTALL_ENGINE=1 and root, after installing and starting one), make the local
-# base images (cached) and point AIARCH_BASE_IMAGE at them unless it is already set.
+# (or, with AIARCH_INSTALL_SYSTEM=1 and root, after installing and starting one, and installing
+# Debian's chromium for the report test), make the local base images (cached) and point
+# AIARCH_BASE_IMAGE at them unless it is already set.
 # Never fatal: without an engine, Docker tests skip (or fail under CI) and the demo runs locally.
 docker_ready=0
-if [ "${AIARCH_INSTALL_ENGINE:-0}" = 1 ] && [ "$(id -u)" = 0 ]; then
+if [ "${AIARCH_INSTALL_SYSTEM:-0}" = 1 ] && [ "$(id -u)" = 0 ]; then
   bash "$REPO/scripts/docker-engine.sh" || echo "== no Docker engine (see above)"
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "== installing chromium (Debian) for the report test"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+      || echo "== chromium could not be installed"
+  fi
 fi
 if docker info >/dev/null 2>&1; then
   docker_ready=1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, CLI, integration on 127.0.0.1, and Docker against a real engine.
-# Sets up .venv; with AIARCH_INSTALL_ENGINE=1 (CI sets it) also installs and starts dockerd.
+# Sets up .venv; with AIARCH_INSTALL_SYSTEM=1 (CI sets it) also installs and starts dockerd
+# and installs chromium (the report test).
 # Extra arguments go to pytest.
 source "$(dirname "$0")/_venv.sh"
 source "$REPO/scripts/_docker.sh"

@@ -1,0 +1,229 @@
+"""report.md, a self-contained report.html (inline SVG plots, no network) and report.json."""
+
+from __future__ import annotations
+
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aiarch.compare.analysis import trial_latencies
+from aiarch.records import write_json_atomic
+
+
+def _svg(figure) -> str:
+    buffer = io.StringIO()
+    # No metadata: the SVG then holds no date and no namespace links, only the drawing.
+    figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def plots(comparison) -> dict[str, tuple[str, str]]:
+    """Plot id -> (title, inline SVG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    rendered: dict[str, tuple[str, str]] = {}
+
+    def new(title: str):
+        figure, axes = pyplot.subplots(figsize=(7.5, 3.6))
+        axes.set_title(title, fontsize=11)
+        axes.grid(alpha=0.3)
+        return figure, axes
+
+    def done(key: str, title: str, figure) -> None:
+        rendered[key] = (title, _svg(figure))
+        pyplot.close(figure)
+
+    figure, axes = new("Latency CDF (every measured request)")
+    for run in comparison.runs:
+        values = np.sort(np.concatenate(trial_latencies(run)))
+        axes.plot(values, np.arange(1, len(values) + 1) / len(values), label=run.label)
+    axes.set_xscale("log")
+    axes.set_xlabel("latency (ms, log scale)")
+    axes.set_ylabel("share of requests")
+    axes.legend(fontsize=8)
+    done("latency-cdf", "Latency CDF", figure)
+
+    figure, (left, right) = pyplot.subplots(1, 2, figsize=(10, 3.6))
+    for run in comparison.runs:
+        rows = run.point["trials"][0]["per_second"]
+        seconds = [row["t"] for row in rows]
+        left.plot(seconds, [row["requests"] for row in rows], label=run.label)
+        right.plot(seconds, [row["p99_ms"] if row["p99_ms"] is not None else np.nan for row in rows], label=run.label)
+    left.set_title("Throughput over time (trial 1)", fontsize=11)
+    left.set_xlabel("second of the measured window")
+    left.set_ylabel("requests completed")
+    right.set_title("p99 over time (trial 1)", fontsize=11)
+    right.set_xlabel("second of the measured window")
+    right.set_ylabel("ms")
+    for axes in (left, right):
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    done("over-time", "Throughput and p99 over time", figure)
+
+    if any(len(run.record["points"]) > 1 for run in comparison.runs):
+        figure, axes = new("Throughput against p99 (sweep points)")
+        for run in comparison.runs:
+            points = run.record["points"]
+            axes.plot(
+                [p["summary"]["*"]["throughput_rps"] for p in points],
+                [p["summary"]["*"]["p99_ms"] for p in points],
+                marker="o",
+                label=run.label,
+            )
+        axes.set_xlabel("throughput (req/s)")
+        axes.set_ylabel("p99 (ms)")
+        axes.legend(fontsize=8)
+        done("throughput-vs-p99", "Throughput against p99", figure)
+
+    figure, (left, right) = pyplot.subplots(1, 2, figsize=(10, 3.6))
+    for run in comparison.runs:
+        per_service: dict[str, dict[float, list[float]]] = {}
+        for row in run.point["trials"][0]["resources"]:
+            for usage in row["replicas"]:
+                series = per_service.setdefault(usage["service"], {})
+                cpu, memory = series.get(row["t"], [0.0, 0.0])
+                series[row["t"]] = [cpu + usage["cpu_percent"], memory + usage["memory_bytes"]]
+        for service, series in per_service.items():
+            times = sorted(series)
+            label = f"{run.record['architecture']}: {service}"
+            left.plot(times, [series[t][0] for t in times], label=label)
+            right.plot(times, [series[t][1] / 2**20 for t in times], label=label)
+    left.set_title("CPU per service", fontsize=11)
+    left.set_ylabel("% of one core")
+    right.set_title("Memory per service", fontsize=11)
+    right.set_ylabel("MiB")
+    for axes in (left, right):
+        axes.set_xlabel("seconds since the load started")
+        axes.grid(alpha=0.3)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=8)
+        else:
+            axes.text(0.5, 0.5, "no per-service samples in these runs", ha="center", transform=axes.transAxes)
+    done("resources", "CPU and memory per service", figure)
+    return rendered
+
+
+def _number(value: Any, digits: int = 1, scale: float = 1.0, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    return f"{value / scale:,.{digits}f}{unit}"
+
+
+def side_by_side(comparison) -> tuple[list[str], list[list[str]]]:
+    """The table both the terminal and the reports show: one column per run."""
+    rows_spec = [
+        ("architecture", lambda r: r["architecture"]),
+        ("runtime", lambda r: r["runtime"]),
+        ("load", lambda r: r["load"]),
+        ("valid", lambda r: "yes" if r["valid"] else "NO: " + "; ".join(r["reasons"])),
+        ("requests (trials)", lambda r: f"{r['requests']:,} ({r['trials']})"),
+        ("throughput req/s", lambda r: _number(r["throughput_rps"])),
+        ("p50 ms", lambda r: _number(r["p50_ms"], 2)),
+        ("p90 ms", lambda r: _number(r["p90_ms"], 2)),
+        ("p99 ms", lambda r: _number(r["p99_ms"], 2)),
+        ("p99.9 ms", lambda r: _number(r["p99_9_ms"], 2)),
+        ("error rate", lambda r: f"{r['error_rate']:.2%}"),
+        ("CPU s per 1k requests", lambda r: _number(r["cpu_s_per_1k_requests"], 3) + "".join(
+            f"\n  {name} {_number(s['cpu_s_per_1k_requests'], 3)}" for name, s in r["services"].items())),
+        ("peak memory MiB", lambda r: _number(r["memory_peak_bytes"], 0, 2**20) + "".join(
+            f"\n  {name} {_number(s['memory_peak_bytes'], 0, 2**20)}" for name, s in r["services"].items())),
+        ("GPU", lambda r: f"{r['gpu']['utilization_percent_mean']:.0f}% util, {r['gpu']['memory_used_bytes_peak'] / 2**30:.1f} GiB"
+         if "utilization_percent_mean" in r["gpu"] else f"n/a: {r['gpu']['unavailable']}"),
+        ("cold start s", lambda r: _number(r["cold_start_s"], 2)),
+        ("image size MiB", lambda r: "n/a" if not r["image_bytes"] else _number(r["image_bytes_total"], 0, 2**20) + "".join(
+            f"\n  {name} {size / 2**20:,.0f}" for name, size in r["image_bytes"].items())),
+    ]  # fmt: skip
+    header = ["", *[f"{r['architecture']} {r['run']}" + (" (baseline)" if r["run"] == comparison.baseline.id else "") for r in comparison.table]]
+    return header, [[name, *[render(r) for r in comparison.table]] for name, render in rows_spec]
+
+
+def difference_rows(comparison) -> list[list[str]]:
+    rows = []
+    for run_id, metrics in comparison.differences.items():
+        for metric, d in metrics.items():
+            low, high = d["ci95"]
+            reading = "significant" if d["significant"] else "no significant difference"
+            relative = "" if d["relative"] is None else f" ({d['relative']:+.1%})"
+            rows.append([run_id, metric, f"{d['baseline']:.2f} -> {d['candidate']:.2f}", f"{d['difference']:+.2f}{relative}", f"[{low:+.2f}, {high:+.2f}]", reading])
+    return rows
+
+
+def _markdown(comparison) -> str:
+    header, rows = side_by_side(comparison)
+    lines = [f"# aiarch comparison: {comparison.runs[0].record['project']}", "", f"**Verdict:** {comparison.verdict}", ""]
+    if comparison.flags:
+        lines += ["**Flags** (differences besides the architecture):", *[f"- {flag}" for flag in comparison.flags], ""]
+    lines += ["## Side by side", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("\n", "<br>") for cell in row) + " |" for row in rows]
+    lines += ["", f"## Differences against the baseline ({comparison.baseline.id}), 95% bootstrap CI", ""]
+    lines += ["| run | metric | baseline -> run | difference | 95% CI | reading |", "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in difference_rows(comparison)]
+    lines += ["", "## Scorecard of the claims", "", "| claim | compared | figure | verdict |", "|---|---|---|---|"]
+    lines += [f"| {c['claim']} | {c['comparison']} | {c['figure']} | {c['verdict']} |" for c in comparison.scorecard]
+    lines += ["", "Plots: see report.html.", ""]
+    return "\n".join(lines)
+
+
+def _html(comparison, rendered: dict[str, tuple[str, str]]) -> str:
+    header, rows = side_by_side(comparison)
+
+    def table(head: list[str], body: list[list[str]]) -> str:
+        cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        lines = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c).replace(chr(10), '<br>')}</td>" for c in row) + "</tr>" for row in body
+        )
+        return f"<table><thead><tr>{cells}</tr></thead><tbody>{lines}</tbody></table>"
+
+    flags = "".join(f"<li>{html.escape(f)}</li>" for f in comparison.flags)
+    figures = "".join(
+        f'<figure class="plot" id="plot-{key}"><figcaption>{html.escape(title)}</figcaption>{svg}</figure>'
+        for key, (title, svg) in rendered.items()
+    )
+    scorecard = [[c["claim"], c["comparison"], c["figure"], c["verdict"]] for c in comparison.scorecard]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>aiarch comparison: {html.escape(comparison.runs[0].record['project'])}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }}
+th {{ background: #f3f3f3; }}
+.verdict {{ font-size: 1.1rem; padding: 0.8rem; background: #eef6ee; border-left: 4px solid #4a4; }}
+.flags {{ background: #fff6e0; border-left: 4px solid #d90; padding: 0.5rem 1.5rem; }}
+figure.plot {{ margin: 1.5rem 0; }} figure.plot svg {{ max-width: 100%; height: auto; }}
+figcaption {{ font-weight: 600; margin-bottom: 0.3rem; }}
+</style></head><body>
+<h1>aiarch comparison: {html.escape(comparison.runs[0].record['project'])}</h1>
+<p class="verdict" id="verdict">{html.escape(comparison.verdict)}</p>
+{f'<div class="flags"><p>Differences between the runs besides the architecture:</p><ul>{flags}</ul></div>' if flags else ''}
+<h2>Side by side</h2>{table(header, rows)}
+<h2>Differences against the baseline ({html.escape(comparison.baseline.id)}), 95% bootstrap CI</h2>
+{table(["run", "metric", "baseline -> run", "difference", "95% CI", "reading"], difference_rows(comparison))}
+<h2>Scorecard of the claims</h2>{table(["claim", "compared", "figure", "verdict"], scorecard)}
+<h2>Plots</h2>{figures}
+</body></html>
+"""
+
+
+def write_reports(comparison, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rendered = plots(comparison)
+    files = []
+    for name, text in (("report.md", _markdown(comparison)), ("report.html", _html(comparison, rendered))):
+        path = folder / name
+        temporary = folder / f".{name}.tmp"
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+        files.append(path)
+    document = comparison.to_json()
+    document["plots"] = sorted(rendered)
+    write_json_atomic(folder / "report.json", document)
+    files.append(folder / "report.json")
+    return files

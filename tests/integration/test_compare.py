@@ -1,0 +1,113 @@
+"""aiarch compare on real run records (bench against a known server), its errors and its report."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import ServiceTimeServer, measured_project
+from typer.testing import CliRunner
+
+from aiarch.bench import Thresholds, bench
+from aiarch.cli import app
+from aiarch.compare import compare
+
+pytestmark = pytest.mark.integration
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A valid run, and a run made invalid by its thresholds, of one project."""
+    folder = tmp_path_factory.mktemp("compare")
+    with ServiceTimeServer(service_time_s=0.005) as server:
+        project = measured_project(folder / "p", server.url)
+        _, valid = bench(project, users=2, duration_s=3, warmup_s=1)
+        _, invalid = bench(project, users=2, duration_s=3, warmup_s=1, thresholds=Thresholds(min_requests=10**9))
+    return project, valid, invalid
+
+
+def test_an_invalid_run_names_no_winner_and_says_why(two_runs, tmp_path: Path):
+    project, valid, invalid = two_runs
+    comparison = compare([str(valid), str(invalid)], projects=[project], output=tmp_path / "r")
+    assert comparison.verdict.startswith("no verdict")
+    assert "is invalid" in comparison.verdict and "requests measured (minimum" in comparison.verdict
+    for card in comparison.scorecard:
+        assert card["verdict"].startswith(("no verdict", "not measured yet")), card
+
+
+def test_compare_is_deterministic_and_writes_three_reports(two_runs, tmp_path: Path):
+    project, valid, invalid = two_runs
+    first = compare([valid.stem, invalid.stem], projects=[project], output=tmp_path / "a")
+    again = compare([valid.stem, invalid.stem], projects=[project], output=tmp_path / "b")
+    assert first.differences == again.differences
+    assert sorted(p.name for p in first.files) == ["report.html", "report.json", "report.md"]
+    document = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert document["baseline"] == first.baseline.id and document["plots"]
+    assert "p50_ms /work" in document["differences"][invalid.stem]
+
+
+def test_bad_input_is_one_line_and_exit_2(two_runs, tmp_path: Path):
+    project, valid, _ = two_runs
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text("{not json")
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"hello": "world"}))
+    other_project = tmp_path / "other.json"
+    record = json.loads(valid.read_text())
+    record["project"], record["id"] = "someone-else", "20990101-000000-beef"
+    other_project.write_text(json.dumps(record))
+    cases = [
+        (["no-such-run", valid.stem], "no run 'no-such-run'"),
+        ([str(corrupt), valid.stem], "not a readable run record (corrupt JSON"),
+        ([str(foreign), valid.stem], "is not an aiarch run record"),
+        ([str(other_project), valid.stem], "runs of different projects"),
+        ([valid.stem], "compare needs at least two runs; got 1"),
+    ]
+    for arguments, message in cases:
+        result = runner.invoke(app, ["compare", *arguments, "-p", str(project), "-o", str(tmp_path / "out")])
+        assert result.exit_code == 2, (arguments, result.output)
+        assert message in result.stderr, (arguments, result.stderr)
+        assert "Traceback" not in result.output and result.stderr.count("error:") == 1
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_the_html_report_renders_every_plot_in_a_headless_browser(two_runs, tmp_path: Path):
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI requires Debian's chromium for the report test")
+        pytest.skip("chromium is not installed (apt-get install chromium); required in CI")
+    project, valid, invalid = two_runs
+    comparison = compare([str(valid), str(invalid)], projects=[project], output=tmp_path / "r")
+    page = tmp_path / "r" / "report.html"
+    text = page.read_text()
+    for fetch in ('src="http', "src='http", 'href="http', "url(http", "<script", "<link", "@import"):
+        assert fetch not in text, f"the report must not fetch anything ({fetch})"
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    dom = result.stdout
+    for key in json.loads((tmp_path / "r" / "report.json").read_text())["plots"]:
+        start = dom.index(f'id="plot-{key}"')
+        assert "<svg" in dom[start : start + 2000], key
+    assert {"latency-cdf", "over-time", "resources"} <= set(json.loads((tmp_path / "r" / "report.json").read_text())["plots"])
+    assert 'id="verdict"' in dom and comparison.baseline.id in dom
+    screenshot = tmp_path / "report.png"
+    subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={screenshot}", "--window-size=1200,2400",
+         page.as_uri()],
+        capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert screenshot.stat().st_size > 20_000

@@ -17,8 +17,12 @@ stamp="$VENV/.aiarch-installed"
 wanted="$(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "== installing aiarch and its dev dependencies into $VENV (torch: the CPU build pinned in pyproject.toml)"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e "$REPO[dev]"
+  log="$VENV/install.log"
+  if ! "$VENV/bin/python" -m pip install --quiet -e "$REPO[dev]" >"$log" 2>&1; then
+    grep -v "^WARNING: Location" "$log" | tail -n 30 >&2
+    echo "error: installing aiarch's dependencies failed (full log: $log)" >&2
+    exit 1
+  fi
   echo "$wanted" > "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -358,7 +358,7 @@ class DockerRuntime:
             exited=exited,
             log_tail=log_tail,
             timeout_s=options.ready_timeout_s,
-            hint=f"`aiarch up` removed what it started; see the logs above, or raise the readiness timeout",
+            hint="`aiarch up` removed what it started; see the logs above, or raise the readiness timeout",
         )
 
     # -- down -------------------------------------------------------------------------------

@@ -277,11 +277,11 @@ def demo(
         from aiarch.config import parse_duration_option
         from aiarch.demo import run_demo
 
-        with terminal.progress("aiarch demo") as reporter, terminal.bench_progress() as on_progress:
+        measured_s = parse_duration_option("--duration", duration)
+        warmup_s = parse_duration_option("--warmup", warmup)
+        with terminal.progress("aiarch demo") as reporter:
             result = run_demo(
-                directory, runtime, model_size, users,
-                parse_duration_option("--duration", duration) or 15.0, parse_duration_option("--warmup", warmup) or 0.0,
-                repeat, reporter, on_progress,
+                directory, runtime, model_size, users, measured_s, warmup_s, repeat, reporter, reporter.bench_line,
             )  # fmt: skip
         terminal.show_comparison(result.comparison)
 

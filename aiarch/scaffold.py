@@ -17,12 +17,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiarch.config import NAME_PATTERN
 from aiarch.errors import AiarchError, UserInputError
 
 ARCHITECTURES = ("monolith", "microservices")
 MODEL_SIZES = ("tiny", "small", "large")
 TEMPLATES = Path(__file__).parent / "templates"
-_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+_NAME = re.compile(NAME_PATTERN)
 _SKIPPED = {"__pycache__", ".pytest_cache"}
 _TEMPLATE_SUFFIX = ".j2"
 

@@ -63,6 +63,7 @@ class _ProgressReporter:
         self._live = live
         self._step = ""
         self._build_lines: deque[str] = deque(maxlen=6)
+        self._printed_at = 0.0
 
     def _render(self) -> Group:
         from rich.spinner import Spinner
@@ -76,11 +77,19 @@ class _ProgressReporter:
     def step(self, message: str) -> None:
         self._step = message
         self._build_lines.clear()
-        if self._live is None:
-            err.print(f"[dim]-[/] {escape(message)}", soft_wrap=True)
-        else:
-            err.print(f"[dim]-[/] {escape(message)}", soft_wrap=True)
+        err.print(f"[dim]-[/] {escape(message)}", soft_wrap=True)
+        if self._live is not None:
             self._live.update(self._render())  # type: ignore[attr-defined]
+
+    def bench_line(self, view: object) -> None:
+        """A bench's live figures in this display (demo: one live display for everything);
+        without a terminal, one line every ten seconds."""
+        if self._live is not None:
+            self._step = _bench_text(view)
+            self._live.update(self._render())  # type: ignore[attr-defined]
+        elif view.elapsed_s - self._printed_at >= 10 or view.elapsed_s < self._printed_at:  # type: ignore[attr-defined]
+            self._printed_at = view.elapsed_s  # type: ignore[attr-defined]
+            err.print(f"[dim]-[/] {escape(_bench_text(view))}", soft_wrap=True)
 
     def build_output(self, service: str, line: str) -> None:
         if self._live is not None:
@@ -166,21 +175,24 @@ def show_status(report: StatusReport) -> None:
     out.print(table)
 
 
+def _bench_text(view) -> str:
+    phase = "warming up" if view.warming_up else "measuring"
+    p50 = "-" if view.p50_ms is None else f"{view.p50_ms:.1f}"
+    p99 = "-" if view.p99_ms is None else f"{view.p99_ms:.1f}"
+    remaining = max(0.0, view.total_s - view.elapsed_s)
+    return (
+        f"{view.trial} | {view.load} | {phase} {view.elapsed_s:4.0f}/{view.total_s:.0f} s "
+        f"({remaining:.0f} s left) | {view.rps:6.0f} req/s | p50 {p50} ms  p99 {p99} ms | "
+        f"errors {view.errors} | load generator CPU {view.loadgen_cpu_percent:.0f}%"
+    )
+
+
 @contextmanager
 def bench_progress() -> Iterator:
     """A live line per second while Locust runs: elapsed, rate, p50/p99 so far, errors, load CPU."""
     from aiarch.bench import LiveView
 
-    def text(view: LiveView) -> str:
-        phase = "warming up" if view.warming_up else "measuring"
-        p50 = "-" if view.p50_ms is None else f"{view.p50_ms:.1f}"
-        p99 = "-" if view.p99_ms is None else f"{view.p99_ms:.1f}"
-        remaining = max(0.0, view.total_s - view.elapsed_s)
-        return (
-            f"{view.trial} | {view.load} | {phase} {view.elapsed_s:4.0f}/{view.total_s:.0f} s "
-            f"({remaining:.0f} s left) | {view.rps:6.0f} req/s | p50 {p50} ms  p99 {p99} ms | "
-            f"errors {view.errors} | load generator CPU {view.loadgen_cpu_percent:.0f}%"
-        )
+    text = _bench_text
 
     if not err.is_terminal:
         last = [0.0]

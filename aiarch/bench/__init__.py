@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import secrets
 import statistics
+import sys
+from array import array
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
@@ -121,7 +123,12 @@ def analyse_trial(outcome: TrialOutcome, bench_plan: BenchPlan, load: LoadModel,
 def _endpoint_index(measured: list) -> dict[str, Any]:
     names = sorted({s.name for s in measured})
     position = {name: i for i, name in enumerate(names)}
-    return {"names": names, "indexes": bytes(position[s.name] % 256 for s in measured).hex()}
+    if len(names) > 65535:
+        raise AiarchError(f"the scenario used {len(names)} request names; give requests a name= (at most 65,535)")
+    codes = array("H", (position[s.name] for s in measured))
+    if sys.byteorder != "little":
+        codes.byteswap()
+    return {"names": names, "encoding": "uint16 little-endian, hex", "indexes": codes.tobytes().hex()}
 
 
 def _resources_summary(rows: list[dict]) -> dict[str, dict[str, float]]:
@@ -164,8 +171,10 @@ def _pooled(trials: list[dict[str, Any]]) -> dict[str, dict]:
             if name == "*":
                 latencies.extend(decode_latencies(trial["latencies_us"]))
             else:
+                from aiarch.bench.stats import endpoint_codes
+
                 index = trial["endpoints_of_latencies"]["names"].index(name)
-                codes = bytes.fromhex(trial["endpoints_of_latencies"]["indexes"])
+                codes = endpoint_codes(trial["endpoints_of_latencies"])
                 values = decode_latencies(trial["latencies_us"])
                 latencies.extend(v for v, c in zip(values, codes) if c == index)
         pooled = summarize(latencies, failures, 1.0)
@@ -240,6 +249,7 @@ def bench(
     entry_environment = project.config.services[deployment.entry_service].environment
     probe = runtime.usage_probe(deployment)
     interrupted = False
+    failure: str | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="aiarch-bench-") as scratch:
             for point_index, load in enumerate(bench_plan.loads):
@@ -260,12 +270,17 @@ def bench(
                         raise KeyboardInterrupt
     except KeyboardInterrupt:
         interrupted = True
+    except BaseException as error:
+        failure = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+        raise
     finally:
         probe.close()
         gpu.close()
         record["points"] = [p for p in record["points"] if p["trials"]]
-        record["status"] = "interrupted" if interrupted else "complete"
+        record["status"] = "failed" if failure else "interrupted" if interrupted else "complete"
         reasons = sorted({reason for p in record["points"] for t in p["trials"] for reason in t["reasons"]})
+        if failure:
+            reasons.append(f"aborted: {failure.splitlines()[0]}")
         if interrupted and not any("interrupted" in r for r in reasons):
             reasons.append("interrupted before the end of the run")
         if not record["points"]:
@@ -273,6 +288,8 @@ def bench(
         record["reasons"] = reasons
         record["valid"] = not reasons
         path = save_record(project.path, record) if record["points"] or interrupted else None
+        if failure and path is not None:
+            record["saved_to"] = str(path)
     if interrupted:
         raise BenchInterrupted(
             f"interrupted: the load stopped; what was measured is saved in {path}",

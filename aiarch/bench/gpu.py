@@ -92,8 +92,13 @@ class GpuSampler:
         readings = []
         for index, handle in enumerate(self._handles):
             nvml = self._nvml
-            utilization = nvml.nvmlDeviceGetUtilizationRates(handle)
-            memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+            try:
+                utilization = nvml.nvmlDeviceGetUtilizationRates(handle)
+                memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+            except Exception as error:  # noqa: BLE001 - a GPU lost mid-run: stop sampling, say why
+                self.available = False
+                self.reason = f"NVML stopped answering: {type(error).__name__}: {error}"
+                return []
             try:
                 power = nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0  # milliwatts
             except Exception:  # noqa: BLE001 - not every board reports power

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import psutil
 
 from aiarch.bench.gpu import GpuSampler, attribute_processes
 from aiarch.bench.load import BenchPlan, LoadModel
-from aiarch.bench.stats import Sample, percentile
+from aiarch.bench.stats import Sample
 from aiarch.errors import AiarchError
 from aiarch.runtime.base import UsageProbe
 
@@ -90,7 +91,7 @@ class _SampleTail:
 
 
 def locust_command(plan: BenchPlan, load: LoadModel, url: str) -> list[str]:
-    run_time = math.ceil(plan.warmup_s + plan.duration_s + COOLDOWN_S)
+    run_time = math.ceil(plan.total_s + COOLDOWN_S)
     command = [
         sys.executable, "-m", "locust",
         "-f", f"{plan.scenario},{PLUGIN}",
@@ -147,7 +148,7 @@ def run_trial(
     samples: list[Sample] = []
     outcome = TrialOutcome(samples=samples, started_at=time.time(), log=log)
     launched = time.time()
-    deadline = time.monotonic() + plan.warmup_s + plan.duration_s + COOLDOWN_S + 60
+    deadline = time.monotonic() + plan.total_s + COOLDOWN_S + 60
     tree: dict[int, psutil.Process] = {}
     try:
         while process.poll() is None:
@@ -182,7 +183,9 @@ def run_trial(
                 raise AiarchError(f"Locust did not stop after its run time; see {log}")
     except KeyboardInterrupt:
         outcome.interrupted = True
-        _stop(process)
+    finally:
+        if process.poll() is None:  # interrupted, or any error above: never leave load running
+            _stop(process)
     outcome.exit_code = process.wait()
     samples.extend(tail.read())
     outcome.started_at = min(tail.markers["start"], default=launched)
@@ -200,16 +203,16 @@ def _live_view(label: str, load: LoadModel, samples: list[Sample], started: floa
     elapsed = now - started if started else 0.0
     window_start = (started or now) + plan.warmup_s
     last_second = [s for s in samples[-20000:] if now - 1.0 <= s.end < now]
-    measured = sorted(s.latency_ms for s in samples if s.start >= window_start)
+    measured = [s.latency_ms for s in samples if s.start >= window_start]
     return LiveView(
         trial=label,
         load=load.describe(),
         elapsed_s=elapsed,
-        total_s=plan.warmup_s + plan.duration_s,
+        total_s=plan.total_s,
         warming_up=elapsed < plan.warmup_s,
         rps=float(len(last_second)),
-        p50_ms=percentile(measured, 50) if measured else None,
-        p99_ms=percentile(measured, 99) if measured else None,
+        p50_ms=float(np.percentile(measured, 50)) if measured else None,  # partition, not a sort
+        p99_ms=float(np.percentile(measured, 99)) if measured else None,
         errors=sum(1 for s in samples if not s.ok and s.start >= window_start),
         loadgen_cpu_percent=max(loadgen, default=0.0),
     )

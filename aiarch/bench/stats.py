@@ -99,3 +99,9 @@ def encode_latencies(latencies_ms: Sequence[float]) -> str:
 def decode_latencies(encoded: str) -> list[float]:
     raw = zlib.decompress(base64.b64decode(encoded))
     return [value / 1000.0 for value in struct.unpack(f"<{len(raw) // 4}I", raw)]
+
+
+def endpoint_codes(endpoints: dict) -> list[int]:
+    """The endpoint index of each stored latency (uint16, little-endian, hex)."""
+    raw = bytes.fromhex(endpoints["indexes"])
+    return [int.from_bytes(raw[i : i + 2], "little") for i in range(0, len(raw), 2)]

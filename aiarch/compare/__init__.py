@@ -132,9 +132,11 @@ def _pick_points(runs: list[Run], flags: list[str]) -> None:
         loads = [json.dumps(p["load"], sort_keys=True) for p in run.record["points"]]
         common = set(loads) if common is None else common & set(loads)
     if common:
+        first = [json.dumps(p["load"], sort_keys=True) for p in runs[0].record["points"]]
+        chosen = max((load for load in first if load in common), key=first.index)
         for run in runs:
             loads = [json.dumps(p["load"], sort_keys=True) for p in run.record["points"]]
-            run.point_index = max(i for i, load in enumerate(loads) if load in common)
+            run.point_index = loads.index(chosen)
     else:
         flags.append(
             "different load: " + "; ".join(f"{r.label}: {r.record['points'][0]['load_description']}" for r in runs)
@@ -187,6 +189,12 @@ def compare(
         chosen = matching[0]
     flags = _flags(runs)
     _pick_points(runs, flags)
+    for run in runs:
+        if not run.point["summary"].get("*", {}).get("requests"):
+            raise UserInputError(
+                f"run {run.id} measured no request at {run.point['load_description']}",
+                hint="pick another run from `aiarch runs`",
+            )
     table = [figures(run) for run in runs]
     differences = {run.id: differences_against(chosen, run, seed) for run in runs if run is not chosen}
     cards = scorecard(chosen, runs, table, differences, flags)
@@ -198,5 +206,8 @@ def compare(
         root = first_project if first_project.is_dir() else runs[0].path.parent
         output = root / ".aiarch" / "reports" / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     comparison.report_dir = output
-    comparison.files = write_reports(comparison, output)
+    try:
+        comparison.files = write_reports(comparison, output)
+    except OSError as error:
+        raise UserInputError(f"cannot write the reports to {output}: {error.strerror or error}", hint="choose another --output") from None
     return comparison

@@ -27,8 +27,8 @@ def trial_latencies(run, endpoint: str | None = None) -> list[np.ndarray]:
         values = np.asarray(decode_latencies(trial["latencies_us"]))
         if endpoint is not None:
             index = trial["endpoints_of_latencies"]["names"].index(endpoint)
-            codes = np.frombuffer(bytes.fromhex(trial["endpoints_of_latencies"]["indexes"]), dtype=np.uint8)
-            values = values[codes == index % 256]
+            codes = np.frombuffer(bytes.fromhex(trial["endpoints_of_latencies"]["indexes"]), dtype="<u2")
+            values = values[codes == index]
         groups.append(values)
     return groups
 
@@ -128,7 +128,7 @@ def _interval(d: dict[str, Any], unit: str) -> str:
     return f"{d['difference']:+.2f} {unit} (95% CI {low:+.2f} to {high:+.2f})"
 
 
-def _blocked(runs, flags: list[str]) -> str | None:
+def _blocked(runs) -> str | None:
     invalid = [r for r in runs if not r.valid]
     if invalid:
         return "no verdict: " + "; ".join(
@@ -141,7 +141,7 @@ def scorecard(baseline, runs, table, differences, flags) -> list[dict[str, Any]]
     """The article's claims, each with a verdict and the figures behind it (baseline vs each run)."""
     rows = {row["run"]: row for row in table}
     base = rows[baseline.id]
-    blocked = _blocked(runs, flags)
+    blocked = _blocked(runs)
     cards: list[dict[str, Any]] = []
     for run in runs:
         if run is baseline:
@@ -215,7 +215,7 @@ def scorecard(baseline, runs, table, differences, flags) -> list[dict[str, Any]]
 
 def verdict(baseline, runs, differences, flags) -> str:
     """One sentence: the latency and throughput result, or why none is named."""
-    blocked = _blocked(runs, flags)
+    blocked = _blocked(runs)
     if blocked:
         return blocked
     parts = []

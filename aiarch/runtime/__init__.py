@@ -124,6 +124,12 @@ def up(
         ready_timeout_s=ready_timeout_s,
     )
     chosen, notice = select_runtime(runtime)
+    existing = load_deployment(project)
+    if existing is not None and existing.runtime != chosen.name and runtime_for(existing).status(project):
+        raise UserInputError(
+            f"{project.config.name} is already up on {existing.runtime} (deployment {existing.id})",
+            hint="run `aiarch down` first",
+        )
     reporter = reporter or SilentReporter()
     if notice:
         reporter.step(notice)
@@ -136,8 +142,15 @@ def down(project_dir: Path, remove_images: bool = False) -> DownReport:
     from aiarch.runtime.docker import DockerRuntime, EngineUnavailable, connect
     from aiarch.runtime.local import LocalRuntime
 
+    from aiarch.errors import AiarchError
+    from aiarch.runtime.base import forget_deployment
+
     project = Project.load(project_dir)
-    removed = list(LocalRuntime().down(project).removed)
+    try:
+        removed = list(LocalRuntime().down(project).removed)
+    except AiarchError:  # an unreadable record: forget it, labels still find Docker leftovers
+        forget_deployment(project)
+        removed = ["unreadable .aiarch/deployment.json"]
     try:
         removed += DockerRuntime(connect()).down(project, remove_images).removed
     except EngineUnavailable:

@@ -60,10 +60,6 @@ class EngineUnavailable(AiarchError):
     """No Docker engine answers."""
 
 
-def engine_address() -> str:
-    return os.environ.get("DOCKER_HOST") or "the Docker CLI's current context (default unix:///var/run/docker.sock)"
-
-
 def connect() -> docker.DockerClient:
     """A client for the engine that DOCKER_HOST (or the CLI context) names, after a ping."""
     import docker
@@ -435,7 +431,7 @@ class DockerRuntime:
 
         def pump(container: Any) -> None:
             try:
-                for raw in container.logs(stream=True, follow=follow, tail=tail if tail else "all"):
+                for raw in container.logs(stream=True, follow=follow, tail="all" if tail is None else tail):
                     for line in raw.decode(errors="replace").splitlines():
                         replica = f"{service}-{container.labels.get(f'{LABEL}.replica', '?')}"
                         lines.put(f"{replica} | {line}" if prefix else line)
@@ -535,7 +531,10 @@ def _usage(stats: dict[str, Any]) -> tuple[float | None, int | None]:
         percent = None
     try:
         memory = stats["memory_stats"]
-        used = memory["usage"] - memory.get("stats", {}).get("cache", 0)
+        # As `docker stats` does: page cache the kernel can drop is not the service's memory
+        # (cgroup v1: total_inactive_file, v2: inactive_file).
+        detail = memory.get("stats", {})
+        used = memory["usage"] - detail.get("total_inactive_file", detail.get("inactive_file", 0))
     except (KeyError, TypeError):
         used = None
     return percent, used

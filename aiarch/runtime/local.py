@@ -250,7 +250,7 @@ class LocalRuntime:
         prefix = len(paths) > 1
         for path in paths:
             lines = path.read_text(errors="replace").splitlines()
-            for line in lines[-tail:] if tail else lines:
+            for line in lines if tail is None else lines[len(lines) - tail :]:
                 yield f"{path.stem} | {line}" if prefix else line
         if follow:
             yield from _follow(paths, prefix)

@@ -181,3 +181,15 @@ def test_bench_and_runs_through_the_cli(tmp_path: Path):
     assert "GPU: unavailable" in result.stdout
     listing = runner.invoke(app, ["runs", "-p", str(project)])
     assert listing.exit_code == 0 and "valid" in listing.stdout and "2 users" in listing.stdout
+
+
+def test_down_clears_a_corrupt_deployment_record(project_copy):
+    project = project_copy("monolith")
+    record = project / ".aiarch" / "deployment.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text("{ half a record")
+    status = runner.invoke(app, ["ps", "-p", str(project)])
+    assert status.exit_code == 1 and "is unreadable" in status.stderr and "aiarch down" in status.stderr
+    result = runner.invoke(app, ["down", "-p", str(project)])
+    assert result.exit_code == 0, result.output
+    assert not record.exists()

@@ -100,3 +100,13 @@ def test_ctrl_c_saves_what_was_measured(tmp_path: Path):
     assert summary.status == "interrupted" and not summary.valid
     record = json.loads(summary.path.read_text())
     assert record["points"][0]["summary"]["*"]["requests"] > 0
+
+
+def test_two_load_processes_share_an_open_loop_rate(tmp_path: Path):
+    with ServiceTimeServer(service_time_s=0.005) as server:
+        project = measured_project(tmp_path / "p", server.url)
+        record, _ = bench(project, rate=60.0, duration_s=3, warmup_s=1, processes=2)
+    trial = record["points"][0]["trials"][0]
+    assert record["valid"], record["reasons"]
+    assert trial["stats"]["*"]["throughput_rps"] == pytest.approx(60.0, rel=0.05)
+    assert max(len(row["cpu_percent"]) for row in trial["loadgen"]) >= 3  # Locust's master and two workers

@@ -67,6 +67,7 @@ def test_bad_input_is_one_line_and_exit_2(two_runs, tmp_path: Path):
         ([str(foreign), valid.stem], "is not an aiarch run record"),
         ([str(other_project), valid.stem], "runs of different projects"),
         ([valid.stem], "compare needs at least two runs; got 1"),
+        ([valid.stem, str(other_project).replace("other", "missing")], "no run record at"),
     ]
     for arguments, message in cases:
         result = runner.invoke(app, ["compare", *arguments, "-p", str(project), "-o", str(tmp_path / "out")])
@@ -111,3 +112,12 @@ def test_the_html_report_renders_every_plot_in_a_headless_browser(two_runs, tmp_
         capture_output=True, timeout=120,
     )  # fmt: skip
     assert screenshot.stat().st_size > 20_000
+
+
+def test_an_unwritable_report_folder_is_one_line(two_runs, tmp_path: Path):
+    project, valid, invalid = two_runs
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    result = runner.invoke(app, ["compare", valid.stem, invalid.stem, "-p", str(project), "-o", str(blocker / "reports")])
+    assert result.exit_code == 2, result.output
+    assert "cannot write the reports to" in result.stderr and "Traceback" not in result.output

@@ -24,7 +24,7 @@ ARCHITECTURES = ("monolith", "microservices")
 MODEL_SIZES = ("tiny", "small", "large")
 TEMPLATES = Path(__file__).parent / "templates"
 _NAME = re.compile(NAME_PATTERN)
-_SKIPPED = {"__pycache__", ".pytest_cache"}
+_SKIPPED = {"__pycache__", ".pytest_cache", "_partials"}  # _partials: included by templates only
 _TEMPLATE_SUFFIX = ".j2"
 
 

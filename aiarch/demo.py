@@ -15,7 +15,8 @@ from aiarch.bench import LiveView, bench
 from aiarch.compare import Comparison, compare
 from aiarch.runtime import down, select_runtime, up
 from aiarch.runtime.base import Reporter
-from aiarch.scaffold import new_project
+from aiarch.errors import UserInputError
+from aiarch.scaffold import MODEL_SIZES, new_project
 
 DEMO_PROJECT = "shop"
 
@@ -39,6 +40,10 @@ def run_demo(
     on_progress: Callable[[LiveView], None] = lambda view: None,
 ) -> DemoResult:
     folder = folder.expanduser().absolute()
+    if duration_s <= 0 or warmup_s < 0 or users < 1 or repeat < 1:
+        raise UserInputError("--duration must be > 0, --warmup >= 0, --users and --repeat >= 1")
+    if model_size not in MODEL_SIZES:
+        raise UserInputError(f"unknown model size {model_size!r}; choose one of: {', '.join(MODEL_SIZES)}")
     chosen, notice = select_runtime(runtime)
     step = reporter.step if reporter else (lambda message: None)
     if notice:

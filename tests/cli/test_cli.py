@@ -193,3 +193,18 @@ def test_down_clears_a_corrupt_deployment_record(project_copy):
     result = runner.invoke(app, ["down", "-p", str(project)])
     assert result.exit_code == 0, result.output
     assert not record.exists()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--duration", "0"], "--duration must be > 0"),
+        (["--model-size", "huge"], "unknown model size 'huge'"),
+        (["--runtime", "k8s"], "unknown runtime 'k8s'"),
+    ],
+)
+def test_demo_refuses_bad_input_before_starting_anything(tmp_path: Path, arguments: list[str], message: str):
+    result = runner.invoke(app, ["demo", "--dir", str(tmp_path / "demo"), *arguments])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "demo").exists()

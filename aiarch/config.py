@@ -146,6 +146,18 @@ def _yaml_scalar_text(value: Any) -> Any:
     return value  # let validation reject lists and mappings
 
 
+class Images(_Model):
+    """How images are built where the defaults do not suit (no registry, a proxy, a mirror).
+    The environment overrides each key (in brackets); a service's build.args win over both."""
+
+    base: str | None = None  # [AIARCH_BASE_IMAGE] "IMAGE" or "IMAGE,service=OTHER,..."
+    pip_index_url: str | None = None  # [PIP_INDEX_URL]
+    pip_extra_index_url: str | None = None  # [PIP_EXTRA_INDEX_URL]
+    pip_find_links: str | None = None  # [PIP_FIND_LINKS]
+    pip_trusted_host: str | None = None  # [PIP_TRUSTED_HOST]
+    ca_bundle: str | None = None  # [AIARCH_CA_BUNDLE] a PEM file pip trusts while building
+
+
 class BenchDefaults(_Model):
     """What `aiarch bench` does when no flag says otherwise."""
 
@@ -171,6 +183,7 @@ class ProjectConfig(_Model):
     name: Name
     architecture: Name
     services: dict[str, Service] = Field(min_length=1)
+    images: Images = Field(default_factory=Images)
     bench: BenchDefaults = Field(default_factory=BenchDefaults)
 
     @field_validator("services")

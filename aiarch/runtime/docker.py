@@ -44,8 +44,14 @@ if TYPE_CHECKING:
 LABEL = "dev.aiarch"
 NON_ROOT_USER = "10001:10001"
 BASE_IMAGE_ENV = "AIARCH_BASE_IMAGE"
-# Build arguments passed through from the environment when set (air-gapped or proxied sites).
-PASSED_BUILD_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_TRUSTED_HOST")
+CA_BUNDLE_ENV = "AIARCH_CA_BUNDLE"
+# Build arguments for air-gapped or proxied sites: aiarch.yaml `images:` key -> environment name.
+PIP_SETTINGS = {
+    "pip_index_url": "PIP_INDEX_URL",
+    "pip_extra_index_url": "PIP_EXTRA_INDEX_URL",
+    "pip_find_links": "PIP_FIND_LINKS",
+    "pip_trusted_host": "PIP_TRUSTED_HOST",
+}
 _PROBE = (
     "import sys, urllib.request\n"
     "try:\n"
@@ -87,6 +93,40 @@ def base_images(spec: str | None) -> tuple[str | None, dict[str, str]]:
         else:
             default = part
     return default, per_service
+
+
+def build_arguments(project: Project, name: str, environ: dict[str, str]) -> dict[str, str]:
+    """The build arguments of service NAME: aiarch.yaml `images:`, overridden by the environment,
+    overridden by the service's own build.args. The CA bundle travels as CA_BUNDLE_PEM (a CA
+    certificate is public; the generated Dockerfiles use it only while pip installs)."""
+    images = project.config.images
+    arguments: dict[str, str] = {}
+    default_base, per_service = base_images(environ.get(BASE_IMAGE_ENV) or images.base)
+    base = per_service.get(name) or default_base
+    if base:
+        arguments["BASE_IMAGE"] = base
+    for key, variable in PIP_SETTINGS.items():
+        value = environ.get(variable) or getattr(images, key)
+        if value:
+            arguments[variable] = value
+    ca_bundle = environ.get(CA_BUNDLE_ENV) or images.ca_bundle
+    if ca_bundle:
+        path = (project.path / ca_bundle).expanduser()
+        try:
+            pem = path.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserInputError(
+                f"cannot read the CA bundle {path} ({CA_BUNDLE_ENV} or images.ca_bundle): {error}",
+                hint="point it at a PEM file",
+            ) from None
+        if "-----BEGIN CERTIFICATE-----" not in pem or len(pem) > 64 * 1024:
+            raise UserInputError(
+                f"the CA bundle {path} must be PEM certificates, at most 64 KiB (it travels as a build argument)",
+                hint="give only the CA certificate(s) your proxy or mirror needs",
+            )
+        arguments["CA_BUNDLE_PEM"] = pem
+    arguments.update(project.config.services[name].build.args)
+    return arguments
 
 
 def _labels(project: Project, **extra: str) -> dict[str, str]:
@@ -187,12 +227,7 @@ class DockerRuntime:
                 f"services.{name}.build: no Dockerfile at {context / service.build.dockerfile}",
                 hint="build.dockerfile is relative to build.context",
             )
-        default_base, per_service = base_images(os.environ.get(BASE_IMAGE_ENV))
-        build_args = {key: os.environ[key] for key in PASSED_BUILD_ARGS if os.environ.get(key)}
-        base = per_service.get(name) or default_base
-        if base:
-            build_args["BASE_IMAGE"] = base
-        build_args.update(service.build.args)
+        build_args = build_arguments(project, name, dict(os.environ))
         reporter.step(f"building {name} -> {tag}" + (f" (base {build_args['BASE_IMAGE']})" if "BASE_IMAGE" in build_args else ""))
         last_lines: deque[str] = deque(maxlen=15)
         step = "the first step"
@@ -225,7 +260,7 @@ class DockerRuntime:
                     raise BuildFailed(
                         f"building {name} failed at {step}: {detail}\n" + "\n".join(last_lines),
                         hint=f"fix {service.build.dockerfile} (context {context}); base images come from "
-                        f"{BASE_IMAGE_ENV} or build.args.BASE_IMAGE",
+                        f"{BASE_IMAGE_ENV}, images.base or build.args.BASE_IMAGE",
                     )
         except docker.errors.APIError as error:
             raise BuildFailed(f"building {name} failed: {error.explanation or error}") from None

@@ -134,3 +134,18 @@ def test_a_readiness_timeout_removes_everything(project_copy, engine):
     with pytest.raises(NotReady, match=r"service inference .* not ready after 5 s"):
         up(project, runtime="docker", ready_timeout_s=5)
     assert leftovers(engine, project) == []
+
+
+def test_a_ca_bundle_reaches_the_pip_step_of_the_build(project_copy, engine, tmp_path, monkeypatch):
+    project = project_copy("monolith")
+    bundle = Path("/etc/ssl/certs/ca-certificates.crt").read_text()
+    first = bundle[: bundle.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")] + "\n"
+    (tmp_path / "ca.pem").write_text(first)
+    monkeypatch.setenv("AIARCH_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    try:
+        deployment = up(project, runtime="docker", rebuild=True).deployment
+        history = engine.api.history(deployment.images[0].id)
+        assert any("CA_BUNDLE_PEM=-----BEGIN CERTIFICATE-----" in layer.get("CreatedBy", "") for layer in history)
+    finally:
+        down(project)
+    assert leftovers(engine, project) == []

@@ -102,3 +102,29 @@ def test_generated_configs_are_valid(shop_projects):
     assert total == monolith.services["monolith"].resources.cpus
     document = yaml.safe_load((shop_projects["monolith"] / "aiarch.yaml").read_text())
     assert document["services"]["monolith"]["environment"]["MODEL_SIZE"] == "tiny"
+
+
+def test_build_arguments_layer_yaml_environment_and_service_args(tmp_path: Path):
+    from aiarch.errors import UserInputError
+    from aiarch.runtime.base import Project
+    from aiarch.runtime.docker import build_arguments
+
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    (tmp_path / "ca.pem").write_text(pem)
+    document = minimal(build={"args": {"PIP_FIND_LINKS": "/wheels"}})
+    document["images"] = {"base": "base:1,app=special:2", "pip_index_url": "https://mirror.test/simple", "ca_bundle": "ca.pem"}
+    (tmp_path / "aiarch.yaml").write_text(yaml.safe_dump(document))
+    project = Project.load(tmp_path)
+    assert build_arguments(project, "app", {}) == {
+        "BASE_IMAGE": "special:2",
+        "PIP_INDEX_URL": "https://mirror.test/simple",
+        "CA_BUNDLE_PEM": pem,
+        "PIP_FIND_LINKS": "/wheels",  # the service's own build.args win
+    }
+    from_env = build_arguments(project, "app", {"AIARCH_BASE_IMAGE": "env:3", "PIP_INDEX_URL": "https://env.test/simple"})
+    assert from_env["BASE_IMAGE"] == "env:3" and from_env["PIP_INDEX_URL"] == "https://env.test/simple"
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    with pytest.raises(UserInputError, match="must be PEM certificates"):
+        build_arguments(project, "app", {})
+    with pytest.raises(UserInputError, match="cannot read the CA bundle"):
+        build_arguments(project, "app", {"AIARCH_CA_BUNDLE": str(tmp_path / "missing.pem")})

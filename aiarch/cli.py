@@ -94,7 +94,7 @@ def new(
         typer.Option(
             "--dir",
             "-d",
-            help="Folder to write the project into [default: ./NAME].",
+            help="Folder to write the project into (default: ./NAME).",
             file_okay=False,
         ),
     ] = None,
@@ -117,7 +117,7 @@ Runtime = Annotated[
     typer.Option(
         "--runtime",
         "-r",
-        help="docker or local [default: docker when an engine answers, else local processes].",
+        help="docker or local (default: docker when an engine answers, else local processes).",
         metavar="docker|local",
     ),
 ]
@@ -137,7 +137,7 @@ def up(
     ] = None,
     port: Annotated[
         Optional[int],
-        typer.Option("--port", help="Host port for the entry service on 127.0.0.1 [default: a free one]."),
+        typer.Option("--port", help="Host port for the entry service on 127.0.0.1 (default: a free one)."),
     ] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Build images without the cache.")] = False,
     timeout: Annotated[
@@ -200,16 +200,16 @@ def logs(
 @app.command()
 def bench(
     project: ProjectDir = Path("."),
-    users: Annotated[Optional[int], typer.Option("--users", "-u", help="Closed loop: concurrent users [default: bench.users].")] = None,
+    users: Annotated[Optional[int], typer.Option("--users", "-u", help="Closed loop: concurrent users (default: bench.users).")] = None,
     spawn_rate: Annotated[Optional[float], typer.Option("--spawn-rate", help="Closed loop: users started per second.")] = None,
     rate: Annotated[Optional[float], typer.Option("--rate", help="Open loop: requests per second, timed from each intended send.")] = None,
     arrivals: Annotated[str, typer.Option("--arrivals", help="Open loop schedule: constant or poisson.", metavar="constant|poisson")] = "constant",
-    duration: Annotated[Optional[str], typer.Option("--duration", "-d", help="Measured time per trial, e.g. 30s, 2m [default: bench.duration].")] = None,
-    warmup: Annotated[Optional[str], typer.Option("--warmup", help="Load before measuring, excluded from every statistic [default: bench.warmup].")] = None,
+    duration: Annotated[Optional[str], typer.Option("--duration", "-d", help="Measured time per trial, e.g. 30s, 2m (default: bench.duration).")] = None,
+    warmup: Annotated[Optional[str], typer.Option("--warmup", help="Load before measuring, excluded from every statistic (default: bench.warmup).")] = None,
     repeat: Annotated[int, typer.Option("--repeat", help="Trials per load point.")] = 1,
     sweep: Annotated[Optional[str], typer.Option("--sweep", help="Load points: users=1,4,16 or rate=10,50,100.")] = None,
     processes: Annotated[int, typer.Option("--processes", help="Load-generator processes (Locust workers).")] = 1,
-    scenario: Annotated[Optional[Path], typer.Option("--scenario", help="Locust file, relative to the project [default: bench.scenario].")] = None,
+    scenario: Annotated[Optional[Path], typer.Option("--scenario", help="Locust file, relative to the project (default: bench.scenario).")] = None,
     max_error_rate: Annotated[float, typer.Option("--max-error-rate", help="A trial with more errors than this share is invalid.")] = 0.01,
     min_requests: Annotated[int, typer.Option("--min-requests", help="A trial with fewer measured requests is invalid.")] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Seed for Poisson arrivals and open-loop task choice.")] = 0,
@@ -246,10 +246,10 @@ def compare(
     runs: Annotated[Optional[list[str]], typer.Argument(help="Run ids (or unique prefixes) or run record files.")] = None,
     project: Annotated[
         Optional[list[Path]],
-        typer.Option("--project", "-p", help="Project folder(s) whose runs to look in; repeatable [default: .].", file_okay=False),
+        typer.Option("--project", "-p", help="Project folder(s) whose runs to look in; repeatable (default: .).", file_okay=False),
     ] = None,
     latest: Annotated[bool, typer.Option("--latest", help="Add the newest complete run of each architecture in the projects.")] = False,
-    baseline: Annotated[Optional[str], typer.Option("--baseline", help="The run the others are compared against [default: the monolith's, else the first].")] = None,
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="The run the others are compared against (default: the monolith's, else the first).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for report.md, report.html and report.json.", file_okay=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap: the same runs and seed give the same intervals.")] = 0,
 ) -> None:

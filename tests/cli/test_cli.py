@@ -208,3 +208,14 @@ def test_demo_refuses_bad_input_before_starting_anything(tmp_path: Path, argumen
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.output
     assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("name", sorted(commands()))
+def test_every_option_help_shows_in_full(name: str):
+    """Rich markup must not eat any part of a help text (e.g. a [bracketed] default)."""
+    result = runner.invoke(app, [name, "--help"], terminal_width=300, env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    flattened = " ".join(result.stdout.replace("│", " ").split())
+    for parameter in commands()[name].params:
+        if parameter.param_type_name == "option" and parameter.help:
+            assert " ".join(parameter.help.split()) in flattened, (name, parameter.help)

@@ -88,6 +88,9 @@ def plan(
     """Check every flag before anything runs; each problem is one UserInputError."""
     if not scenario.is_file():
         raise UserInputError(f"scenario file {scenario} does not exist", hint="check bench.scenario in aiarch.yaml or --scenario")
+    if "," in str(scenario):
+        # Locust takes its files as one comma-separated -f value.
+        raise UserInputError(f"scenario path {scenario} contains a comma, which Locust cannot take", hint="rename or move the file")
     if not math.isfinite(duration_s) or duration_s <= 0:
         raise UserInputError(f"--duration must be > 0 seconds (got {duration_s:g})")
     if not math.isfinite(warmup_s) or warmup_s < 0:

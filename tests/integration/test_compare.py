@@ -28,6 +28,8 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path
         project = measured_project(folder / "p", server.url)
         _, valid = bench(project, users=2, duration_s=3, warmup_s=1)
         _, invalid = bench(project, users=2, duration_s=3, warmup_s=1, thresholds=Thresholds(min_requests=10**9))
+        _, sweep = bench(project, sweep="users=1,3", duration_s=2, warmup_s=0.5)
+    (folder / "sweep.txt").write_text(str(sweep))
     return project, valid, invalid
 
 
@@ -121,3 +123,14 @@ def test_an_unwritable_report_folder_is_one_line(two_runs, tmp_path: Path):
     result = runner.invoke(app, ["compare", valid.stem, invalid.stem, "-p", str(project), "-o", str(blocker / "reports")])
     assert result.exit_code == 2, result.output
     assert "cannot write the reports to" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_sweep_is_flagged_against_another_load_and_plotted(two_runs, tmp_path: Path):
+    project, valid, _ = two_runs
+    sweep = Path((project.parent / "sweep.txt").read_text())
+    record = json.loads(sweep.read_text())
+    assert [p["load"]["users"] for p in record["points"]] == [1, 3]
+    assert record["points"][1]["summary"]["*"]["throughput_rps"] > record["points"][0]["summary"]["*"]["throughput_rps"]
+    comparison = compare([str(valid), str(sweep)], projects=[project], output=tmp_path / "r")
+    assert any(flag.startswith("different load") for flag in comparison.flags)
+    assert "throughput-vs-p99" in json.loads((tmp_path / "r" / "report.json").read_text())["plots"]

@@ -31,6 +31,14 @@ def write_json_atomic(path: Path, document: Any) -> None:
         raise
 
 
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last LINES lines of a log file, or a placeholder when it is missing or empty."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) or "(empty log)"
+    except OSError:
+        return "(no log)"
+
+
 def read_json(path: Path) -> Any | None:
     """The document at PATH, or None when there is none."""
     try:

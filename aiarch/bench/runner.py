@@ -20,6 +20,7 @@ from aiarch.bench.gpu import GpuSampler, attribute_processes
 from aiarch.bench.load import BenchPlan, LoadModel
 from aiarch.bench.stats import Sample
 from aiarch.errors import AiarchError
+from aiarch.records import log_tail
 from aiarch.runtime.base import UsageProbe
 
 PLUGIN = Path(__file__).with_name("locust_plugin.py")
@@ -193,7 +194,7 @@ def run_trial(
     outcome.dropped = int(sum(tail.markers["dropped"]))
     if not samples and not outcome.interrupted:
         raise AiarchError(
-            f"Locust sent no request (exit status {outcome.exit_code}); last lines of its log:\n{_tail(log)}",
+            f"Locust sent no request (exit status {outcome.exit_code}); last lines of its log:\n{log_tail(log, 15)}",
             hint="check the scenario file and that the deployment answers",
         )
     return outcome
@@ -248,9 +249,3 @@ def _stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             continue
 
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from aiarch.errors import AiarchError, UserInputError
+from aiarch.records import log_tail
 from aiarch.runtime.base import (
     Deployment,
     DownReport,
@@ -42,13 +43,6 @@ from aiarch.runtime.base import (
 
 def _log_path(project: Project, service: str, index: int) -> Path:
     return project.state_dir / "logs" / f"{service}-{index}.log"
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) or "(empty log)"
-    except FileNotFoundError:
-        return "(no log)"
 
 
 def _process_id(process: psutil.Process) -> str:
@@ -119,7 +113,7 @@ class LocalRuntime:
                             f"service {replica.name}",
                             probe=lambda r=replica: http_probe(f"http://{r.address}{service.readiness_path}"),
                             exited=lambda p=process: None if p.poll() is None else f"exited with status {p.returncode}",
-                            log_tail=lambda log=log: _tail(log),
+                            log_tail=lambda log=log: log_tail(log),
                             timeout_s=options.ready_timeout_s,
                             hint=f"see {log}; the command was {' '.join(service.command)}",
                         )

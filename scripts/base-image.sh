@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Local base images for the generated services, made without any container registry:
-#   aiarch-base:slim   Debian bookworm minbase + Python 3.11 venv + fastapi, uvicorn, httpx
+#   aiarch-base:slim   Debian bookworm minbase + Python 3.11 venv + fastapi, uvicorn, pyreqwest, orjson
 #   aiarch-base:torch  the same + torch (the CPU wheel on this machine's disk) + numpy
 # Cached: rebuilt only when this recipe changes (its hash is the images' aiarch.recipe label).
 # Use them with AIARCH_BASE_IMAGE="aiarch-base:torch,gateway=aiarch-base:slim".
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-SLIM_PACKAGES="fastapi==0.165.0 uvicorn[standard]==0.54.0 httpx==0.28.1"
+SLIM_PACKAGES="fastapi==0.165.0 uvicorn[standard]==0.54.0 pyreqwest==0.15.1 orjson==3.13.0"
 TORCH_PACKAGES="torch==2.13.0 numpy==2.4.6"
 CA_BUNDLE="${AIARCH_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 recipe="$(cat "$HERE/base-image.sh" | sha256sum | cut -c1-12)"

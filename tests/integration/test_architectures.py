@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 
@@ -88,3 +89,49 @@ def test_gateway_keeps_the_catalog_up_while_inference_is_down(microservices):
         assert response.json()["detail"].startswith("recommendations unavailable")
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200
+
+
+def concurrent_answers(url: str, path: str, bodies: list[dict], connections: int = 32) -> list[tuple[int, bytes]]:
+    """POST every body at once over `connections` keep-alive connections; answers in order."""
+
+    async def send_all() -> list[tuple[int, bytes]]:
+        limits = httpx.Limits(max_connections=connections)
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+            responses = await asyncio.gather(*(client.post(path, json=body) for body in bodies))
+        return [(response.status_code, response.content) for response in responses]
+
+    return asyncio.run(send_all())
+
+
+def recommend_bodies(count: int = 300, seed: int = 99) -> list[dict]:
+    rng = random.Random(seed)
+    return [{"user_id": rng.randrange(TINY_USERS + 3), "k": rng.randint(1, 100)} for _ in range(count)]
+
+
+def test_batching_on_and_off_answer_byte_identical(shop_projects, start_service):
+    """The same concurrent requests to the monolith with batching on (waiting up to 5 ms for a
+    fuller batch) and off: every answer byte-identical, unknown users included."""
+    batched = start_service(shop_projects["monolith"], "services.monolith", BATCHING="on", BATCH_MAX_WAIT_MS="5")
+    unbatched = start_service(shop_projects["monolith"], "services.monolith", BATCHING="off")
+    bodies = recommend_bodies()
+
+    with_batching = concurrent_answers(batched.url, "/recommend", bodies)
+    without = concurrent_answers(unbatched.url, "/recommend", bodies)
+
+    assert {status for status, _ in with_batching} == {200, 404}
+    for index, (on, off) in enumerate(zip(with_batching, without, strict=True)):
+        assert on == off, f"request {index} {bodies[index]} differs"
+
+
+def test_the_inference_service_merges_concurrent_requests_into_batches(shop_projects, start_service):
+    inference = start_service(shop_projects["microservices"], "services.inference", BATCH_MAX_WAIT_MS="5")
+    unbatched = start_service(shop_projects["microservices"], "services.inference", BATCHING="off")
+    bodies = [body for body in recommend_bodies(200, seed=7) if body["user_id"] < TINY_USERS]
+
+    assert concurrent_answers(inference.url, "/v1/recommend", bodies) == concurrent_answers(
+        unbatched.url, "/v1/recommend", bodies
+    )
+    stats = httpx.get(f"{inference.url}/v1/stats").json()
+    assert stats["batched_requests"] == len(bodies)
+    assert stats["batches"] < len(bodies) / 2, stats  # 32 in flight, up to 5 ms for company
+    assert "batches" not in httpx.get(f"{unbatched.url}/v1/stats").json()

@@ -1,3 +1,4 @@
+import ast
 import re
 from pathlib import Path
 
@@ -91,3 +92,24 @@ def test_dockerfiles_take_a_base_image_run_as_non_root_and_check_health(shop_pro
     project = shop_projects[arch]
     for copied in re.findall(r"(?:COPY|\s)((?:shop|services)/[\w/.]*)", dockerfile):
         assert (project / copied).exists(), copied
+
+
+@pytest.mark.parametrize("service", ["monolith/services/monolith", "microservices/services/gateway", "microservices/services/inference"])
+def test_each_image_copies_every_shop_module_its_service_imports(shop_projects, service: str):
+    """Follow the imports from the service's entry module: each shop module reached must be in
+    the image (the images copy only the modules they run)."""
+    arch, path = service.split("/", 1)
+    project = shop_projects[arch]
+    copied = set(re.findall(r"shop/(\w+)\.py", (project / path / "Dockerfile").read_text()))
+    reached: set[str] = set()
+    pending = [project / path / "app.py"]
+    while pending:
+        tree = ast.parse(pending.pop().read_text())
+        for node in ast.walk(tree):
+            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                if name.startswith("shop.") and (module := name.split(".")[1]) not in reached:
+                    reached.add(module)
+                    pending.append(project / "shop" / f"{module}.py")
+    assert reached and reached <= copied, f"imported but not copied: {sorted(reached - copied)}"

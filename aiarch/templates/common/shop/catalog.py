@@ -7,6 +7,8 @@ import sqlite3
 import threading
 from typing import TypedDict
 
+CACHE_PRODUCTS = 65_536  # products kept in memory by get_many: bounded whatever the catalog's size
+
 CATEGORIES = (
     "books", "electronics", "garden", "kitchen", "toys", "sports",
     "beauty", "music", "games", "office", "pets", "tools",
@@ -64,6 +66,7 @@ class Catalog:
         self._db.executemany("INSERT INTO products VALUES (?, ?, ?, ?)", synthetic_products(n_items, seed))
         self._db.commit()
         self.size = n_items
+        self._cache: dict[int, Product] = {}
 
     def get(self, product_id: int) -> Product | None:
         with self._lock:
@@ -73,14 +76,22 @@ class Catalog:
         return _product(row) if row else None
 
     def get_many(self, product_ids: list[int]) -> dict[int, Product]:
-        if not product_ids:
-            return {}
-        marks = ",".join("?" * len(product_ids))
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT id, name, category, price FROM products WHERE id IN ({marks})", product_ids
-            ).fetchall()
-        return {row[0]: _product(row) for row in rows}
+        """Products by id (read-only dicts), through a bounded cache: recommendations keep
+        naming the same few thousand products, and a query costs more than the rest of a
+        recommendation's join."""
+        found = {pid: product for pid in product_ids if (product := self._cache.get(pid)) is not None}
+        missing = [pid for pid in product_ids if pid not in found]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT id, name, category, price FROM products WHERE id IN ({marks})", missing
+                ).fetchall()
+            for row in rows:
+                found[row[0]] = product = _product(row)
+                if len(self._cache) < CACHE_PRODUCTS:
+                    self._cache[row[0]] = product
+        return found
 
     def list(self, category: str | None = None, limit: int = 20, offset: int = 0) -> list[Product]:
         query = "SELECT id, name, category, price FROM products"

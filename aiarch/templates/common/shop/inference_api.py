@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from shop.ports import Recommender
-from shop.schemas import Problem, RecommendRequest, ScoredItemOut, ScoredItems
+from shop.schemas import Problem, RecommendRequest, ScoredItems
 from shop.web import service_app
 
 
@@ -33,14 +33,17 @@ def create_inference_app(recommender: Recommender) -> FastAPI:
 
     @app.get("/v1/stats", tags=["ops"])
     async def stats() -> dict[str, int | str]:
-        """How many recommendations this replica has served, and its host name."""
-        return {"replica": socket.gethostname(), "recommendations_served": served["recommendations"]}
+        """How many recommendations this replica has served, its host name, and how many model
+        calls answered them (batches) when the recommender batches."""
+        batch_stats = getattr(recommender, "batch_stats", dict)()
+        return {"replica": socket.gethostname(), "recommendations_served": served["recommendations"], **batch_stats}
 
     @app.post("/v1/recommend", response_model=ScoredItems, responses={404: {"model": Problem}})
     async def recommend(request: RecommendRequest) -> ScoredItems:
         """Item ids and scores, best first."""
         scored = await recommender.recommend(request.user_id, request.k)
         served["recommendations"] += 1
-        return ScoredItems(items=[ScoredItemOut(id=s.item_id, score=s.score) for s in scored])
+        return ScoredItems.model_validate({"items": [{"id": s.item_id, "score": s.score} for s in scored]})
 
+    app.fast_post("/v1/recommend", RecommendRequest, recommend)
     return app

@@ -1,25 +1,47 @@
-"""The recommender model: PyTorch, deterministic seeded weights created in code.
+"""The recommender model: PyTorch, deterministic seeded weights created in code, int8 inference.
 
-score(user) = item_embeddings @ MLP([user_embedding ; mean(item_embeddings[history(user)])])
+score(user) = items @ MLP([user_embedding ; mean(items[history(user)])]), top-k over all items,
+the user's recent items excluded.
 
 Weights and each user's recent-item history come from a seeded generator, so every process
 that builds the same preset with the same seed holds the same model, bit for bit.
+
+Why int8: a float32 matrix product sums in an order that depends on the batch's shape (the
+kernel changes with it), so a user's scores differ in their last bits between batch sizes, and
+batching would change answers. Here embeddings and weights are int8 codes and activations are
+re-quantized to int8 per row, so every product sum is an exact integer (|sum| < 2**24, exact in
+float32 too) and everything else is a per-row or per-element operation. A user's answer is the
+same, to the bit, whatever batch it was computed in and whichever kernel summed it: int8 GEMM
+(torch._int_mm) on CPU where it answers exactly, float32 GEMM elsewhere (GPU).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import nn
 
+from shop.batching import MicroBatcher
 from shop.ports import RecommenderUnavailable, ScoredItem, UnknownUser
 from shop.presets import ModelPreset
-from shop.settings import Settings
+from shop.settings import MAX_K, Settings
 
 log = logging.getLogger("shop.model")
+
+CODE_MAX = 127  # symmetric int8
+EXACT_FLOAT32_WIDTH = 2**24 // CODE_MAX**2  # widest sum of code products float32 holds exactly
+
+
+def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row symmetric int8 codes (as integer-valued floats) and each row's scale."""
+    scale = x.abs().amax(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny) / CODE_MAX
+    return torch.round(x / scale).clamp_(-CODE_MAX, CODE_MAX), scale
 
 
 class RecommenderNet(nn.Module):
@@ -27,40 +49,149 @@ class RecommenderNet(nn.Module):
         super().__init__()
         generator = torch.Generator().manual_seed(seed)
         dim = preset.dim
-        self.user_embeddings = nn.Parameter(torch.randn(preset.n_users, dim, generator=generator) * 0.1)
-        self.item_embeddings = nn.Parameter(torch.randn(preset.n_items, dim, generator=generator) * 0.1)
         widths = [2 * dim, *preset.hidden, dim]
-        layers: list[nn.Module] = []
-        for index, (width_in, width_out) in enumerate(zip(widths, widths[1:])):
-            linear = nn.Linear(width_in, width_out)
+        if max(widths) > EXACT_FLOAT32_WIDTH:
+            raise ValueError(f"layers wider than {EXACT_FLOAT32_WIDTH} would not sum exactly in float32")
+        self.preset = preset
+        self.register_buffer("user_embeddings", torch.randn(preset.n_users, dim, generator=generator) * 0.1)
+        items = torch.randn(preset.n_items, dim, generator=generator) * 0.1
+        item_scale = items.abs().max() / CODE_MAX
+        self.register_buffer("item_codes", torch.round(items / item_scale).to(torch.int8))
+        self.register_buffer("item_scale", item_scale)
+        del items
+        self.layers = nn.ModuleList()
+        for width_in, width_out in zip(widths, widths[1:]):
             bound = 1.0 / width_in**0.5
-            with torch.no_grad():
-                linear.weight.copy_((torch.rand(width_out, width_in, generator=generator) * 2 - 1) * bound)
-                linear.bias.copy_((torch.rand(width_out, generator=generator) * 2 - 1) * bound)
-            layers.append(linear)
-            if index < len(widths) - 2:
-                layers.append(nn.ReLU())
-        self.mlp = nn.Sequential(*layers)
+            weight = (torch.rand(width_out, width_in, generator=generator) * 2 - 1) * bound
+            bias = (torch.rand(width_out, generator=generator) * 2 - 1) * bound
+            self.layers.append(QuantizedLinear(weight, bias))
         # Each user's recently viewed items; served requests carry only the user id.
         self.register_buffer(
             "histories",
             torch.randint(0, preset.n_items, (preset.n_users, preset.history_length), generator=generator),
         )
-        self.requires_grad_(False)
+        self.max_k = min(MAX_K, preset.n_items - preset.history_length)
+        self.use_int8_kernel = False
+        self._float_weights = {}
         self.eval()
 
-    def forward(self, user_ids: torch.Tensor) -> torch.Tensor:
-        """Scores of every item for each user: (batch,) -> (batch, n_items)."""
-        history = self.histories[user_ids]
-        history_mean = self.item_embeddings[history].mean(dim=1)
-        query = self.mlp(torch.cat([self.user_embeddings[user_ids], history_mean], dim=1))
-        scores = query @ self.item_embeddings.T
-        # Do not recommend what the user has just seen.
-        return scores.scatter(1, history, float("-inf"))
+    def matmul_codes(self, codes: torch.Tensor, weight_codes: torch.Tensor) -> torch.Tensor:
+        """codes (B, K), integer-valued floats, times int8 weight_codes (N, K) transposed: exact sums."""
+        if self.use_int8_kernel:
+            return torch._int_mm(codes.to(torch.int8), weight_codes.T).to(torch.float32)
+        key = weight_codes.data_ptr()
+        if key not in self._float_weights:  # float32 copies, made once
+            self._float_weights[key] = weight_codes.T.to(torch.float32)
+        return codes @ self._float_weights[key]
 
-    def top_k(self, user_ids: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def choose_kernel(self) -> None:
+        """int8 GEMM where it runs here and agrees with float32 on every shape the model uses;
+        float32 (exact on these codes too) elsewhere. Call after moving the model."""
+        self.use_int8_kernel = False
+        self._float_weights: dict[int, torch.Tensor] = {}
+        if self.item_codes.device.type != "cpu" or not hasattr(torch, "_int_mm"):
+            return
+        generator = torch.Generator().manual_seed(1)
+        weights = [self.item_codes[:4099], *(layer.weight_codes for layer in self.layers)]
+        try:
+            for weight in weights:
+                for rows in (1, 3, 33):
+                    codes = torch.randint(-CODE_MAX, CODE_MAX + 1, (rows, weight.shape[1]), generator=generator)
+                    expected = codes.to(torch.float32) @ weight.T.to(torch.float32)
+                    got = torch._int_mm(codes.to(torch.int8), weight.T).to(torch.float32)
+                    if not torch.equal(expected, got):
+                        return
+        except RuntimeError:  # the kernel does not take these shapes on this CPU
+            return
+        self.use_int8_kernel = True
+
+    def query(self, user_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each user's query as int8 codes (integer-valued floats) and its scale."""
+        history = self.histories[user_ids]
+        # An exact integer sum of the history's codes, then per-element scaling.
+        history_sum = self.item_codes[history].sum(dim=1, dtype=torch.int32).to(torch.float32)
+        history_mean = history_sum * (self.item_scale / history.shape[1])
+        x = torch.cat([self.user_embeddings[user_ids], history_mean], dim=1)
+        for index, layer in enumerate(self.layers):
+            x = layer(x, self.matmul_codes)
+            if index < len(self.layers) - 1:
+                x = torch.relu(x)
+        return quantize_rows(x)
+
+    def scale(self, raw: torch.Tensor, query_scale: torch.Tensor) -> torch.Tensor:
+        """Scores from exact integer dot products: the same floats wherever they are computed."""
+        return raw.to(torch.float32) * query_scale * self.item_scale
+
+    def forward(self, user_ids: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for each user: (batch,) -> (batch, n_items); history items -inf."""
+        query, query_scale = self.query(user_ids)
+        scores = self.scale(self.matmul_codes(query, self.item_codes), query_scale)
+        return scores.scatter_(1, self.histories[user_ids], float("-inf"))
+
+    def raw_scores(self, user_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact integer scores (batch, n_items) int32, the user's history lowest, and each
+        row's query scale."""
+        query, query_scale = self.query(user_ids)
+        if self.use_int8_kernel:
+            raw = torch._int_mm(query.to(torch.int8), self.item_codes.T)
+        else:
+            raw = self.matmul_codes(query, self.item_codes).to(torch.int32)
+        return raw.scatter_(1, self.histories[user_ids], torch.iinfo(torch.int32).min), query_scale
+
+    def recommend(self, user_ids: torch.Tensor, k: int) -> tuple[list[list[float]], list[list[int]]]:
+        """Each user's k best items, best first: (scores, item ids) as lists."""
         with torch.inference_mode():
-            return torch.topk(self(user_ids), k, dim=1)
+            raw, query_scale = self.raw_scores(user_ids)
+            top_raw, items = self.top(raw, k)
+            return self.scale(top_raw, query_scale).tolist(), items.tolist()
+
+    def top(self, raw: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The k best items of each row by (score, then lower item id): one set in one order,
+        whatever k, batch or kernel, so a top k is the start of any longer top k.
+
+        Fast path: the k best items of a row lie in the blocks whose maximum reaches the k-th
+        highest block maximum; when the 2k best blocks hold all of them (no tie reaches past),
+        only those blocks are ranked. Else every item is."""
+        rows, n_items = raw.shape
+        block = _block_size(n_items, k)
+        if block:
+            maxima, blocks = torch.topk(raw.view(rows, n_items // block, block).amax(dim=2), 2 * k, dim=1)
+            if not bool((maxima[:, 2 * k - 1] >= maxima[:, k - 1]).any()):
+                offsets = torch.arange(block, device=raw.device)
+                candidates = (blocks.unsqueeze(2) * block + offsets).view(rows, 2 * k * block)
+                return _top_of(torch.gather(raw, 1, candidates), candidates, k, n_items)
+        return _top_of(raw, torch.arange(n_items, device=raw.device).expand(rows, n_items), k, n_items)
+
+
+class QuantizedLinear(nn.Module):
+    """A linear layer with int8 weight codes (per output channel scales) and int8 inputs."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        super().__init__()
+        scale = weight.abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / CODE_MAX
+        self.register_buffer("weight_codes", torch.round(weight / scale[:, None]).to(torch.int8))
+        self.register_buffer("weight_scale", scale)
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: torch.Tensor, matmul_codes) -> torch.Tensor:
+        codes, x_scale = quantize_rows(x)
+        return matmul_codes(codes, self.weight_codes) * x_scale * self.weight_scale + self.bias
+
+
+def _top_of(raw: torch.Tensor, items: torch.Tensor, k: int, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k best (score, then lower id) of raw scores of these items, as (scores, items)."""
+    bits = n_items.bit_length()
+    # One int64 key per item: the score in the high bits, the id's rank in the low ones.
+    keys = (raw.to(torch.int64) << bits) + ((1 << bits) - 1 - items)
+    top_keys, picked = torch.topk(keys, k, dim=1)
+    return top_keys >> bits, torch.gather(items, 1, picked)
+
+
+@functools.cache
+def _block_size(n_items: int, k: int) -> int:
+    """The largest block of 16 to 128 items that divides the catalog into at least 8 k blocks;
+    0 when none does (top-k then ranks every item)."""
+    return next((size for size in range(128, 15, -1) if n_items % size == 0 and n_items // size >= 8 * k), 0)
 
 
 def pick_device(requested: str) -> torch.device:
@@ -71,11 +202,42 @@ def pick_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a container's
+    --cpus) rounded down, at least 1. Torch would otherwise start one thread per host core and
+    have them throttled against the quota."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    for path, parse in (("/sys/fs/cgroup/cpu.max", _cgroup2_quota), ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", _cgroup1_quota)):
+        try:
+            with open(path) as file:
+                quota = parse(file.read())
+        except (OSError, ValueError):
+            continue
+        if quota:
+            cpus = min(cpus, max(1, math.floor(quota)))
+        break
+    return cpus
+
+
+def _cgroup2_quota(text: str) -> float | None:
+    quota, period = text.split()[:2]
+    return None if quota == "max" else int(quota) / int(period)
+
+
+def _cgroup1_quota(text: str) -> float | None:
+    quota = int(text)
+    if quota <= 0:
+        return None
+    with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as file:
+        return quota / int(file.read())
+
+
 class InProcessRecommender:
     """The model in this process, behind the module interface (shop.ports.Recommender).
 
-    Forward passes run one at a time on a dedicated thread, so the event loop keeps serving
-    the catalog while the model computes.
+    Model calls run one at a time on a dedicated thread, so the event loop keeps serving the
+    catalog while the model computes. With batching on (the default), concurrent requests share
+    one call (shop.batching); answers are the same either way.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -83,37 +245,76 @@ class InProcessRecommender:
         self._net: RecommenderNet | None = None
         self._device = torch.device("cpu")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recommender")
+        self._batcher: MicroBatcher[tuple[int, int], list[ScoredItem]] | None = None
 
     def _load(self) -> RecommenderNet:
-        if self.settings.torch_threads:
-            torch.set_num_threads(self.settings.torch_threads)
+        torch.set_num_threads(self.settings.torch_threads or available_cpus())
         self._device = pick_device(self.settings.device)
         net = RecommenderNet(self.settings.preset, self.settings.model_seed).to(self._device)
-        log.info("model %s loaded on %s", self.settings.model_size, self._device)
+        net.choose_kernel()
+        log.info(
+            "model %s loaded on %s (%s kernel, torch threads %d, batching %s)",
+            self.settings.model_size,
+            self._device,
+            "int8" if net.use_int8_kernel else "float32",
+            torch.get_num_threads(),
+            f"up to {self.settings.batch_max_size}, wait {self.settings.batch_max_wait_ms} ms"
+            if self.settings.batching
+            else "off",
+        )
         return net
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._net = await loop.run_in_executor(self._executor, self._load)
+        if self.settings.batching:
+            self._batcher = MicroBatcher(
+                self._run_batch, self._executor, self.settings.batch_max_size, self.settings.batch_max_wait_ms / 1000
+            )
+            self._batcher.start()
 
-    def recommend_now(self, user_id: int, k: int) -> list[ScoredItem]:
-        """Synchronous form, for scripts and benchmarks."""
+    def _run_batch(self, requests: list[tuple[int, int]]) -> list[list[ScoredItem]]:
+        """(user id, k) pairs -> each one's k best items; one model call for all."""
         net = self._net
         if net is None:
             raise RecommenderUnavailable("the model is not loaded yet")
+        users = torch.tensor([user for user, _ in requests], device=self._device)
+        scores, items = net.recommend(users, max(k for _, k in requests))
+        return [
+            [ScoredItem(item, score) for item, score in zip(row_items[:k], row_scores[:k])]
+            for (_, k), row_scores, row_items in zip(requests, scores, items)
+        ]
+
+    def _check(self, user_id: int, k: int) -> tuple[int, int]:
+        if self._net is None:
+            raise RecommenderUnavailable("the model is not loaded yet")
         if not 0 <= user_id < self.settings.preset.n_users:
             raise UnknownUser(f"user {user_id} not found")
-        k = min(k, self.settings.preset.n_items - self.settings.preset.history_length)
-        scores, items = net.top_k(torch.tensor([user_id], device=self._device), k)
-        return [ScoredItem(int(i), float(s)) for i, s in zip(items[0].tolist(), scores[0].tolist())]
+        return user_id, min(k, self._net.max_k)
+
+    def recommend_now(self, user_id: int, k: int) -> list[ScoredItem]:
+        """Synchronous and unbatched, for scripts and benchmarks."""
+        return self._run_batch([self._check(user_id, k)])[0]
 
     async def recommend(self, user_id: int, k: int) -> list[ScoredItem]:
+        request = self._check(user_id, k)
+        if self._batcher is not None:
+            return await self._batcher.submit(request)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.recommend_now, user_id, k)
+        return (await loop.run_in_executor(self._executor, self._run_batch, [request]))[0]
+
+    def batch_stats(self) -> dict[str, int]:
+        """Model calls and the requests they answered (equal when batching is off)."""
+        if self._batcher is None:
+            return {}
+        return {"batches": self._batcher.batches, "batched_requests": self._batcher.items}
 
     async def not_ready_reason(self) -> str | None:
         return None if self._net is not None else "model not loaded"
 
     async def close(self) -> None:
+        if self._batcher is not None:
+            await self._batcher.close()
+            self._batcher = None
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._net = None

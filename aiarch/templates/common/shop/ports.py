@@ -3,12 +3,10 @@ in-process (shop.model) or behind HTTP (shop.remote)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class ScoredItem:
+class ScoredItem(NamedTuple):  # a tuple: ten per answer, built faster than a dataclass
     item_id: int
     score: float
 

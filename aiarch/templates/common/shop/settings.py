@@ -27,6 +27,9 @@ class Settings:
     inference_url: str | None = None
     inference_connect_timeout_s: float = 0.5
     inference_timeout_s: float = 1.5
+    batching: bool = True  # merge concurrent recommendations into one model call
+    batch_max_size: int = 32
+    batch_max_wait_ms: float = 0.0  # extra wait for a fuller batch; 0: only what queued meanwhile
 
     @property
     def preset(self) -> ModelPreset:
@@ -47,6 +50,12 @@ class Settings:
         url = env.get("INFERENCE_URL") or None
         if url is not None and not all(part.strip().startswith(("http://", "https://")) for part in url.split(",")):
             raise SettingsError(f"INFERENCE_URL={url!r}: each comma-separated URL must start with http:// or https://")
+        batch_max_size = _number(env, "BATCH_MAX_SIZE", int, cls.batch_max_size)
+        if not 1 <= batch_max_size <= 1024:
+            raise SettingsError("BATCH_MAX_SIZE must be between 1 and 1024")
+        batch_max_wait_ms = _number(env, "BATCH_MAX_WAIT_MS", float, cls.batch_max_wait_ms)
+        if not 0 <= batch_max_wait_ms <= 1000:
+            raise SettingsError("BATCH_MAX_WAIT_MS must be between 0 and 1000")
         return cls(
             model_size=size,
             model_seed=_number(env, "MODEL_SEED", int, cls.model_seed),
@@ -56,6 +65,9 @@ class Settings:
             inference_url=url,
             inference_connect_timeout_s=_positive(env, "INFERENCE_CONNECT_TIMEOUT_S", cls.inference_connect_timeout_s),
             inference_timeout_s=_positive(env, "INFERENCE_TIMEOUT_S", cls.inference_timeout_s),
+            batching=_switch(env, "BATCHING", cls.batching),
+            batch_max_size=batch_max_size,
+            batch_max_wait_ms=batch_max_wait_ms,
         )
 
 
@@ -67,6 +79,17 @@ def _number(env: Mapping[str, str], key: str, kind: type, default):
         return kind(raw)
     except ValueError:
         raise SettingsError(f"{key}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def _switch(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise SettingsError(f"{key}={env[key]!r}: use on or off")
 
 
 def _positive(env: Mapping[str, str], key: str, default: float) -> float:

@@ -1,5 +1,7 @@
 """The public API, the same in both architectures (the fixture `shop_url` picks which)."""
 
+import json
+
 import httpx
 import pytest
 
@@ -81,3 +83,16 @@ def test_oversized_bodies_are_refused(client):
 def test_openapi_schema_describes_the_api(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/healthz", "/readyz", "/products/{product_id}", "/products", "/recommend"} <= set(paths)
+
+
+@pytest.mark.parametrize("payload", [{"user_id": 5, "k": 7}, {"user_id": 9}, {"user_id": TINY.n_users, "k": 3}])
+def test_the_fast_path_answers_exactly_as_fastapi_does(client, payload):
+    """A plain JSON request takes the fast path (shop.web.ServiceAPI); with a charset in its
+    content type the same request goes through FastAPI's routing. Same status, headers, bytes."""
+    body = json.dumps(payload)
+    fast = client.post("/recommend", content=body, headers={"content-type": "application/json"})
+    routed = client.post("/recommend", content=body, headers={"content-type": "application/json; charset=utf-8"})
+    assert fast.status_code == routed.status_code
+    assert fast.content == routed.content
+    assert fast.headers["content-type"] == routed.headers["content-type"]
+    assert fast.headers["content-length"] == routed.headers["content-length"]

@@ -1,12 +1,15 @@
 import asyncio
+import os
+import random
 
+import numpy as np
 import pytest
 import torch
 
-from shop.model import InProcessRecommender, RecommenderNet
+from shop.model import InProcessRecommender, RecommenderNet, available_cpus
 from shop.ports import UnknownUser
 from shop.presets import PRESETS
-from shop.settings import Settings
+from shop.settings import Settings, SettingsError
 
 TINY = PRESETS["tiny"]
 
@@ -15,21 +18,101 @@ def test_weights_are_deterministic_per_seed():
     first, again, other = RecommenderNet(TINY, seed=0), RecommenderNet(TINY, seed=0), RecommenderNet(TINY, seed=1)
     for name, tensor in first.state_dict().items():
         assert torch.equal(tensor, again.state_dict()[name]), name
-    assert not torch.equal(first.item_embeddings, other.item_embeddings)
+    assert not torch.equal(first.item_codes, other.item_codes)
 
 
 def test_scores_have_one_column_per_item_and_hide_the_users_history():
     net = RecommenderNet(TINY)
     users = torch.tensor([0, 7])
-    scores = net(users)
+    with torch.inference_mode():
+        scores = net(users)
     assert scores.shape == (2, TINY.n_items)
     for row, user in enumerate(users):
         assert torch.isinf(scores[row, net.histories[user]]).all()
 
 
+def test_a_users_answer_is_the_same_in_any_batch_for_any_k_and_with_either_kernel():
+    net = RecommenderNet(TINY)
+    net.choose_kernel()
+    rng = random.Random(3)
+    users = rng.sample(range(TINY.n_users), 200)
+    alone = {user: net.recommend(torch.tensor([user]), 100) for user in users}
+    for size, k in ((2, 100), (7, 10), (32, 1), (200, 37)):
+        for start in range(0, len(users), size):
+            batch = users[start : start + size]
+            scores, items = net.recommend(torch.tensor(batch), k)
+            for user, row_scores, row_items in zip(batch, scores, items):
+                assert (row_scores, row_items) == (alone[user][0][0][:k], alone[user][1][0][:k])
+    if net.use_int8_kernel:  # the float32 kernel (the GPU's) sums the same integers
+        net.use_int8_kernel = False
+        scores, items = net.recommend(torch.tensor(users[:50]), 100)
+        assert scores == [alone[user][0][0] for user in users[:50]]
+        assert items == [alone[user][1][0] for user in users[:50]]
+
+
+def test_top_k_ranks_by_score_then_lower_item_id_even_with_many_ties():
+    """Small integer scores tie everywhere: the block shortcut and the full ranking must both
+    give exactly the reference order (score descending, then item id ascending)."""
+    net = RecommenderNet(TINY)
+    generator = torch.Generator().manual_seed(11)
+    n_items = 50_000  # divisible into blocks, so the shortcut runs where no tie prevents it
+    for high in (3, 50, 10_000):
+        raw = torch.randint(-high, high, (6, n_items), generator=generator, dtype=torch.int32)
+        raw[0] = 7  # one row of nothing but ties
+        # The reference: sorted by score descending, then by item id ascending (numpy's lexsort
+        # sorts by the last key first).
+        reference = [np.lexsort((np.arange(n_items), -row.numpy().astype(np.int64))) for row in raw]
+        for k in (1, 10, 100):
+            top_raw, items = net.top(raw, k)
+            for row, expected in enumerate(reference):
+                assert items[row].tolist() == expected[:k].tolist()
+                assert top_raw[row].tolist() == raw[row, expected[:k]].tolist()
+
+
+def test_scores_match_the_dense_forward():
+    net = RecommenderNet(TINY)
+    users = torch.tensor([1, 2, 3])
+    with torch.inference_mode():
+        dense_scores = torch.topk(net(users), 20, dim=1).values
+    scores, _ = net.recommend(users, 20)
+    assert scores == dense_scores.tolist()
+
+
+def test_batching_is_on_by_default_and_switches_off():
+    assert Settings.from_env({}).batching
+    off = Settings.from_env({"BATCHING": "off", "BATCH_MAX_SIZE": "8", "BATCH_MAX_WAIT_MS": "2"})
+    assert (off.batching, off.batch_max_size, off.batch_max_wait_ms) == (False, 8, 2.0)
+    with pytest.raises(SettingsError, match="BATCHING"):
+        Settings.from_env({"BATCHING": "sometimes"})
+    with pytest.raises(SettingsError, match="BATCH_MAX_SIZE"):
+        Settings.from_env({"BATCH_MAX_SIZE": "0"})
+
+
+def test_concurrent_requests_share_model_calls_and_get_the_unbatched_answers():
+    async def scenario():
+        batched = InProcessRecommender(Settings(model_size="tiny", device="cpu", batch_max_wait_ms=5))
+        await batched.start()
+        try:
+            users = random.Random(5).choices(range(TINY.n_users), k=300)
+            answers = await asyncio.gather(*(batched.recommend(user, 1 + user % 100) for user in users))
+            expected = [batched.recommend_now(user, 1 + user % 100) for user in users]
+            return answers, expected, batched.batch_stats()
+        finally:
+            await batched.close()
+
+    answers, expected, stats = asyncio.run(scenario())
+    assert answers == expected
+    assert stats["batched_requests"] == 300
+    assert stats["batches"] < 300 / 4  # merged, not one call per request
+
+
+def test_torch_threads_follow_the_cpus_this_process_may_use():
+    assert 1 <= available_cpus() <= len(os.sched_getaffinity(0))
+
+
 @pytest.fixture(scope="module")
 def recommender():
-    recommender = InProcessRecommender(Settings(model_size="tiny", device="cpu"))
+    recommender = InProcessRecommender(Settings(model_size="tiny", device="cpu", batching=False))
     asyncio.run(recommender.start())
     yield recommender
     asyncio.run(recommender.close())

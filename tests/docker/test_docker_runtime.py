@@ -81,7 +81,7 @@ def test_microservices_isolate_an_inference_outage_and_spread_over_replicas(shop
             )
             served.append(json.loads(result.output)["recommendations_served"])
             # cpus 1.5 in aiarch.yaml: torch gets 1 thread (floor of the quota), not the host's 2.
-            assert "(int8 kernel, torch threads 1," in container.logs().decode(), container.logs().decode()[-2000:]
+            assert "torch threads 1," in container.logs().decode(), container.logs().decode()[-2000:]
         assert len(served) == 2 and min(served) > 0, served
 
         (gateway,) = runtime._containers(loaded, "gateway")

@@ -28,11 +28,11 @@ DRAIN_PASSES = 8  # event-loop passes at most, gathering requests already receiv
 
 
 class MicroBatcher(Generic[T, R]):
-    """``await submit(item)`` returns ``run([..., item, ...])[i]``; run is called on ``executor``,
-    one batch at a time, and must return one result per item, in order."""
+    """``await submit(item)`` returns ``run([..., item, ...])[i]``; run is called on ``executor``
+    (None: on the event loop), one batch at a time, and must return one result per item, in order."""
 
     def __init__(
-        self, run: Callable[[list[T]], Sequence[R]], executor: Executor, max_size: int, max_wait_s: float
+        self, run: Callable[[list[T]], Sequence[R]], executor: Executor | None, max_size: int, max_wait_s: float
     ) -> None:
         if max_size < 1 or max_wait_s < 0:
             raise ValueError("max_size must be >= 1 and max_wait_s >= 0")
@@ -60,6 +60,16 @@ class MicroBatcher(Generic[T, R]):
         return await future
 
     async def _serve(self) -> None:
+        try:
+            await self._serve_batches()
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            log.exception("the batcher stopped")
+            self._fail_waiting(RecommenderUnavailable("the batcher stopped; see the service log"))
+            raise
+
+    async def _serve_batches(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             if not self._pending:
@@ -93,7 +103,13 @@ class MicroBatcher(Generic[T, R]):
                 continue
             self._in_flight = batch
             try:
-                results = await loop.run_in_executor(self._executor, self._run, [item for item, _ in batch])
+                items = [item for item, _ in batch]
+                if self._executor is None:
+                    results = self._run(items)
+                else:
+                    results = await loop.run_in_executor(self._executor, self._run, items)
+                if len(results) != len(batch):
+                    raise RuntimeError(f"the model answered {len(results)} of {len(batch)} requests")
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # every waiting caller gets the failure
@@ -105,7 +121,7 @@ class MicroBatcher(Generic[T, R]):
             self.batches += 1
             self.items += len(batch)
             self._last_size = len(batch)
-            for (_, future), result in zip(batch, results, strict=True):
+            for (_, future), result in zip(batch, results):
                 if not future.done():
                     future.set_result(result)
 
@@ -114,8 +130,11 @@ class MicroBatcher(Generic[T, R]):
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        self._fail_waiting(RecommenderUnavailable("the recommender is shutting down"))
+
+    def _fail_waiting(self, error: Exception) -> None:
         waiting = [*self._in_flight, *self._pending]
         self._pending.clear()
         for _, future in waiting:
             if not future.done():
-                future.set_exception(RecommenderUnavailable("the recommender is shutting down"))
+                future.set_exception(error)

@@ -76,7 +76,7 @@ class Catalog:
         return _product(row) if row else None
 
     def get_many(self, product_ids: list[int]) -> dict[int, Product]:
-        """Products by id (read-only dicts), through a bounded cache: recommendations keep
+        """Products by id, through a bounded cache (the dicts are shared: do not modify them): recommendations keep
         naming the same few thousand products, and a query costs more than the rest of a
         recommendation's join."""
         found = {pid: product for pid in product_ids if (product := self._cache.get(pid)) is not None}

@@ -12,7 +12,8 @@ batching would change answers. Here embeddings and weights are int8 codes and ac
 re-quantized to int8 per row, so every product sum is an exact integer (|sum| < 2**24, exact in
 float32 too) and everything else is a per-row or per-element operation. A user's answer is the
 same, to the bit, whatever batch it was computed in and whichever kernel summed it: int8 GEMM
-(torch._int_mm) on CPU where it answers exactly, float32 GEMM elsewhere (GPU).
+(torch._int_mm) on CPU where a check at start-up finds it exact for the shapes served, float32
+GEMM elsewhere (GPU, or a CPU whose int8 kernel fails the check).
 """
 
 from __future__ import annotations
@@ -84,7 +85,12 @@ class RecommenderNet(nn.Module):
             self._float_weights[key] = weight_codes.T.to(torch.float32)
         return codes @ self._float_weights[key]
 
-    def choose_kernel(self) -> None:
+    def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(): float32 copies of the old device go
+        self._float_weights = {}
+        self.use_int8_kernel = False
+        return super()._apply(fn, *args, **kwargs)
+
+    def choose_kernel(self, max_batch: int = 32) -> None:
         """int8 GEMM where it runs here and agrees with float32 on every shape the model uses;
         float32 (exact on these codes too) elsewhere. Call after moving the model."""
         self.use_int8_kernel = False
@@ -92,15 +98,21 @@ class RecommenderNet(nn.Module):
         if self.item_codes.device.type != "cpu" or not hasattr(torch, "_int_mm"):
             return
         generator = torch.Generator().manual_seed(1)
-        weights = [self.item_codes[:4099], *(layer.weight_codes for layer in self.layers)]
+        # The shapes served: every layer and the items, at the batch sizes the batcher forms
+        # (the kernel may change with them); once against every item.
+        checks = [(self.item_codes, 32)] + [
+            (weight, rows)
+            for weight in (self.item_codes[:4099], *(layer.weight_codes for layer in self.layers))
+            for rows in (1, 2, 3, 8, 16, 17, 32, 33, 64, max_batch)
+        ]
         try:
-            for weight in weights:
-                for rows in (1, 3, 33):
-                    codes = torch.randint(-CODE_MAX, CODE_MAX + 1, (rows, weight.shape[1]), generator=generator)
-                    expected = codes.to(torch.float32) @ weight.T.to(torch.float32)
-                    got = torch._int_mm(codes.to(torch.int8), weight.T).to(torch.float32)
-                    if not torch.equal(expected, got):
-                        return
+            for weight, rows in checks:
+                codes = torch.randint(-CODE_MAX, CODE_MAX + 1, (rows, weight.shape[1]), generator=generator)
+                expected = codes.to(torch.float32) @ weight.T.to(torch.float32)
+                got = torch._int_mm(codes.to(torch.int8), weight.T).to(torch.float32)
+                if not torch.equal(expected, got):
+                    log.warning("int8 GEMM differs from exact sums at %s rows: computing in float32", rows)
+                    return
         except RuntimeError:  # the kernel does not take these shapes on this CPU
             return
         self.use_int8_kernel = True
@@ -236,8 +248,11 @@ class InProcessRecommender:
     """The model in this process, behind the module interface (shop.ports.Recommender).
 
     Model calls run one at a time on a dedicated thread, so the event loop keeps serving the
-    catalog while the model computes. With batching on (the default), concurrent requests share
-    one call (shop.batching); answers are the same either way.
+    catalog while the model computes, where the process may use two CPUs or more. With one CPU
+    they run on the event loop itself: a second thread could not run alongside, and handing each
+    call over to it and back cost ~12% of the monolith's throughput (bench/serving.py). With
+    batching on (the default), concurrent requests share one call (shop.batching); answers are
+    the same either way.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -246,18 +261,20 @@ class InProcessRecommender:
         self._device = torch.device("cpu")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recommender")
         self._batcher: MicroBatcher[tuple[int, int], list[ScoredItem]] | None = None
+        self._inline = False  # model calls on the event loop (one CPU), else on the thread
 
     def _load(self) -> RecommenderNet:
         torch.set_num_threads(self.settings.torch_threads or available_cpus())
         self._device = pick_device(self.settings.device)
         net = RecommenderNet(self.settings.preset, self.settings.model_seed).to(self._device)
-        net.choose_kernel()
+        net.choose_kernel(self.settings.batch_max_size)
         log.info(
-            "model %s loaded on %s (%s kernel, torch threads %d, batching %s)",
+            "model %s loaded on %s (%s kernel, torch threads %d, calls on %s, batching %s)",
             self.settings.model_size,
             self._device,
             "int8" if net.use_int8_kernel else "float32",
             torch.get_num_threads(),
+            "the event loop (one CPU)" if available_cpus() == 1 else "their own thread",
             f"up to {self.settings.batch_max_size}, wait {self.settings.batch_max_wait_ms} ms"
             if self.settings.batching
             else "off",
@@ -267,9 +284,13 @@ class InProcessRecommender:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._net = await loop.run_in_executor(self._executor, self._load)
+        self._inline = available_cpus() == 1
         if self.settings.batching:
             self._batcher = MicroBatcher(
-                self._run_batch, self._executor, self.settings.batch_max_size, self.settings.batch_max_wait_ms / 1000
+                self._run_batch,
+                None if self._inline else self._executor,
+                self.settings.batch_max_size,
+                self.settings.batch_max_wait_ms / 1000,
             )
             self._batcher.start()
 
@@ -279,7 +300,11 @@ class InProcessRecommender:
         if net is None:
             raise RecommenderUnavailable("the model is not loaded yet")
         users = torch.tensor([user for user, _ in requests], device=self._device)
-        scores, items = net.recommend(users, max(k for _, k in requests))
+        try:
+            scores, items = net.recommend(users, max(k for _, k in requests))
+        except (RuntimeError, MemoryError) as error:  # out of memory, a device fault: a 503, logged
+            log.exception("the model failed on a batch of %d", len(requests))
+            raise RecommenderUnavailable(f"the model failed ({type(error).__name__})") from None
         return [
             [ScoredItem(item, score) for item, score in zip(row_items[:k], row_scores[:k])]
             for (_, k), row_scores, row_items in zip(requests, scores, items)
@@ -290,6 +315,8 @@ class InProcessRecommender:
             raise RecommenderUnavailable("the model is not loaded yet")
         if not 0 <= user_id < self.settings.preset.n_users:
             raise UnknownUser(f"user {user_id} not found")
+        if k < 1:
+            raise ValueError("k must be at least 1")
         return user_id, min(k, self._net.max_k)
 
     def recommend_now(self, user_id: int, k: int) -> list[ScoredItem]:
@@ -300,6 +327,8 @@ class InProcessRecommender:
         request = self._check(user_id, k)
         if self._batcher is not None:
             return await self._batcher.submit(request)
+        if self._inline:
+            return self._run_batch([request])[0]
         loop = asyncio.get_running_loop()
         return (await loop.run_in_executor(self._executor, self._run_batch, [request]))[0]
 

@@ -23,7 +23,13 @@ from pyreqwest.client import Client, ClientBuilder
 from shop.ports import RecommenderUnavailable, ScoredItem, UnknownUser
 from shop.settings import Settings, SettingsError
 
-TIMEOUTS = (http_errors.ConnectTimeoutError, http_errors.ReadTimeoutError, http_errors.RequestTimeoutError)
+TIMEOUTS = (
+    http_errors.ConnectTimeoutError,
+    http_errors.ReadTimeoutError,
+    http_errors.RequestTimeoutError,
+    http_errors.PoolTimeoutError,
+)
+MAX_IN_FLIGHT = 256  # requests to inference at once, per gateway process
 
 
 class HttpRecommender:
@@ -44,7 +50,10 @@ class HttpRecommender:
         self._client = (
             ClientBuilder()
             .connect_timeout(self._connect_timeout)
-            .read_timeout(self._read_timeout)  # per read, as a hung service stops sending
+            .read_timeout(self._read_timeout)  # per read: a hung service stops sending
+            .timeout(self._connect_timeout + self._read_timeout)  # and a deadline per call
+            .max_connections(MAX_IN_FLIGHT)  # a slow service gets a bounded backlog, not a flood
+            .pool_timeout(self._read_timeout)
             .pool_idle_timeout(timedelta(seconds=30))
             .http1_only()
             .build()
@@ -57,8 +66,8 @@ class HttpRecommender:
 
     async def recommend(self, user_id: int, k: int) -> list[ScoredItem]:
         client = self._require_client()
-        request = client.post(next(self._next_url)).header("content-type", "application/json")
         try:
+            request = client.post(next(self._next_url)).header("content-type", "application/json")
             response = await request.body_bytes(orjson.dumps({"user_id": user_id, "k": k})).build().send()
             payload = bytes(await response.bytes())
         except TIMEOUTS:

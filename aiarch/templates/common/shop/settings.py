@@ -65,7 +65,7 @@ class Settings:
             inference_url=url,
             inference_connect_timeout_s=_positive(env, "INFERENCE_CONNECT_TIMEOUT_S", cls.inference_connect_timeout_s),
             inference_timeout_s=_positive(env, "INFERENCE_TIMEOUT_S", cls.inference_timeout_s),
-            batching=_switch(env, "BATCHING", cls.batching),
+            batching=switch(env, "BATCHING", cls.batching),
             batch_max_size=batch_max_size,
             batch_max_wait_ms=batch_max_wait_ms,
         )
@@ -81,7 +81,8 @@ def _number(env: Mapping[str, str], key: str, kind: type, default):
         raise SettingsError(f"{key}={raw!r} is not a valid {kind.__name__}") from None
 
 
-def _switch(env: Mapping[str, str], key: str, default: bool) -> bool:
+def switch(env: Mapping[str, str], key: str, default: bool) -> bool:
+    """An on/off setting (on, true, 1, yes / off, false, 0, no)."""
     raw = env.get(key, "").strip().lower()
     if raw == "":
         return default

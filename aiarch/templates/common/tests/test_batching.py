@@ -18,7 +18,8 @@ def run(scenario):
         executor.shutdown()
 
 
-def test_answers_come_back_in_order_in_batches_of_at_most_max_size():
+@pytest.mark.parametrize("on_the_loop", [False, True])
+def test_answers_come_back_in_order_in_batches_of_at_most_max_size(on_the_loop):
     sizes = []
 
     def square(items):
@@ -26,7 +27,7 @@ def test_answers_come_back_in_order_in_batches_of_at_most_max_size():
         return [item * item for item in items]
 
     async def scenario(executor):
-        batcher = MicroBatcher(square, executor, max_size=8, max_wait_s=0)
+        batcher = MicroBatcher(square, None if on_the_loop else executor, max_size=8, max_wait_s=0)
         batcher.start()
         answers = await asyncio.gather(*(batcher.submit(n) for n in range(100)))
         await batcher.close()

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from shop.model import InProcessRecommender, RecommenderNet, available_cpus
+import shop.model
+from shop.model import InProcessRecommender, RecommenderNet, _cgroup2_quota, available_cpus
 from shop.ports import UnknownUser
 from shop.presets import PRESETS
 from shop.settings import Settings, SettingsError
@@ -88,7 +89,10 @@ def test_batching_is_on_by_default_and_switches_off():
         Settings.from_env({"BATCH_MAX_SIZE": "0"})
 
 
-def test_concurrent_requests_share_model_calls_and_get_the_unbatched_answers():
+@pytest.mark.parametrize("cpus", [1, 2])  # model calls on the event loop / on their own thread
+def test_concurrent_requests_share_model_calls_and_get_the_unbatched_answers(cpus, monkeypatch):
+    monkeypatch.setattr(shop.model, "available_cpus", lambda: cpus)
+
     async def scenario():
         batched = InProcessRecommender(Settings(model_size="tiny", device="cpu", batch_max_wait_ms=5))
         await batched.start()
@@ -108,6 +112,9 @@ def test_concurrent_requests_share_model_calls_and_get_the_unbatched_answers():
 
 def test_torch_threads_follow_the_cpus_this_process_may_use():
     assert 1 <= available_cpus() <= len(os.sched_getaffinity(0))
+    # cgroup v2 cpu.max, as a container's --cpus writes it
+    assert _cgroup2_quota("150000 100000\n") == 1.5
+    assert _cgroup2_quota("max 100000\n") is None
 
 
 @pytest.fixture(scope="module")

@@ -264,7 +264,9 @@ class InProcessRecommender:
         self._inline = False  # model calls on the event loop (one CPU), else on the thread
 
     def _load(self) -> RecommenderNet:
-        torch.set_num_threads(self.settings.torch_threads or available_cpus())
+        # One CPU stays with the event loop: torch threads beyond the rest spin-wait against it
+        # (2 threads in 2 CPUs cost the monolith 1.7x the CPU per request of 1, for no throughput).
+        torch.set_num_threads(self.settings.torch_threads or max(1, available_cpus() - 1))
         self._device = pick_device(self.settings.device)
         net = RecommenderNet(self.settings.preset, self.settings.model_seed).to(self._device)
         net.choose_kernel(self.settings.batch_max_size)

@@ -114,10 +114,12 @@ class MicroBatcher(Generic[T, R]):
                 raise
             except Exception as error:  # every waiting caller gets the failure
                 log.exception("a batch of %d failed", len(batch))
+                self._in_flight = []
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
                 continue
+            self._in_flight = []  # on cancellation it stays, for close() to fail
             self.batches += 1
             self.items += len(batch)
             self._last_size = len(batch)

@@ -77,9 +77,10 @@ class RecommenderNet(nn.Module):
         self.eval()
 
     def matmul_codes(self, codes: torch.Tensor, weight_codes: torch.Tensor) -> torch.Tensor:
-        """codes (B, K), integer-valued floats, times int8 weight_codes (N, K) transposed: exact sums."""
+        """codes (B, K), integer-valued floats, times int8 weight_codes (N, K) transposed: exact
+        sums, as int32 from the int8 kernel or as integer-valued float32."""
         if self.use_int8_kernel:
-            return torch._int_mm(codes.to(torch.int8), weight_codes.T).to(torch.float32)
+            return torch._int_mm(codes.to(torch.int8), weight_codes.T)
         key = weight_codes.data_ptr()
         if key not in self._float_weights:  # float32 copies, made once
             self._float_weights[key] = weight_codes.T.to(torch.float32)
@@ -144,10 +145,7 @@ class RecommenderNet(nn.Module):
         """Exact integer scores (batch, n_items) int32, the user's history lowest, and each
         row's query scale."""
         query, query_scale = self.query(user_ids)
-        if self.use_int8_kernel:
-            raw = torch._int_mm(query.to(torch.int8), self.item_codes.T)
-        else:
-            raw = self.matmul_codes(query, self.item_codes).to(torch.int32)
+        raw = self.matmul_codes(query, self.item_codes).to(torch.int32)
         return raw.scatter_(1, self.histories[user_ids], torch.iinfo(torch.int32).min), query_scale
 
     def recommend(self, user_ids: torch.Tensor, k: int) -> tuple[list[list[float]], list[list[int]]]:
@@ -187,7 +185,7 @@ class QuantizedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, matmul_codes) -> torch.Tensor:
         codes, x_scale = quantize_rows(x)
-        return matmul_codes(codes, self.weight_codes) * x_scale * self.weight_scale + self.bias
+        return matmul_codes(codes, self.weight_codes).to(torch.float32) * x_scale * self.weight_scale + self.bias
 
 
 def _top_of(raw: torch.Tensor, items: torch.Tensor, k: int, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -266,7 +264,9 @@ class InProcessRecommender:
     def _load(self) -> RecommenderNet:
         # One CPU stays with the event loop: torch threads beyond the rest spin-wait against it
         # (2 threads in 2 CPUs cost the monolith 1.7x the CPU per request of 1, for no throughput).
-        torch.set_num_threads(self.settings.torch_threads or max(1, available_cpus() - 1))
+        cpus = available_cpus()
+        self._inline = cpus == 1
+        torch.set_num_threads(self.settings.torch_threads or max(1, cpus - 1))
         self._device = pick_device(self.settings.device)
         net = RecommenderNet(self.settings.preset, self.settings.model_seed).to(self._device)
         net.choose_kernel(self.settings.batch_max_size)
@@ -276,7 +276,7 @@ class InProcessRecommender:
             self._device,
             "int8" if net.use_int8_kernel else "float32",
             torch.get_num_threads(),
-            "the event loop (one CPU)" if available_cpus() == 1 else "their own thread",
+            "the event loop (one CPU)" if self._inline else "their own thread",
             f"up to {self.settings.batch_max_size}, wait {self.settings.batch_max_wait_ms} ms"
             if self.settings.batching
             else "off",
@@ -286,7 +286,6 @@ class InProcessRecommender:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._net = await loop.run_in_executor(self._executor, self._load)
-        self._inline = available_cpus() == 1
         if self.settings.batching:
             self._batcher = MicroBatcher(
                 self._run_batch,

@@ -106,9 +106,9 @@ class ServiceAPI(FastAPI):
         self.fast_routes[path] = (request_model, handler)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.fast_routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if not self.fast_path:
-            route = None
+        route = None
+        if self.fast_path and scope["type"] == "http" and scope["method"] == "POST":
+            route = self.fast_routes.get(scope["path"])
         if route is None:
             await super().__call__(scope, receive, send)
             return

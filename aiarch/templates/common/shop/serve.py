@@ -59,11 +59,12 @@ def one_write_protocol() -> type[asyncio.Protocol] | None:
 
     uvicorn writes the status line and headers as soon as the app starts its response, then
     the body: two writes, two TCP segments, and two wake-ups of the client, for a response of
-    a few hundred bytes (aiohttp coalesces them the same way since 3.12). Here the head waits
-    for the first body message and goes out with it; interim responses (100 Continue) and
-    everything else are written as uvicorn writes them. A streamed response's head therefore
-    leaves with its first chunk. None when this uvicorn's internals are not the ones this was
-    written against (uvicorn 0.29-0.54): then uvicorn's own protocol serves, unchanged.
+    a few hundred bytes (aiohttp coalesces small responses the same way, aio-libs/aiohttp#10991).
+    Here the head waits for the first body message and goes out with it; interim responses
+    (100 Continue) and everything else are written as uvicorn writes them. A streamed response's
+    head therefore leaves with its first chunk. None when this uvicorn lacks the internals this
+    was written against (uvicorn 0.54, tested in tests/test_serve.py): then uvicorn's own
+    protocol serves, unchanged.
     """
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle

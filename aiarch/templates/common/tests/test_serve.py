@@ -62,7 +62,7 @@ PIPELINE = (
 
 
 @pytest.mark.parametrize("path", [None, "/boom", "/late-boom"])
-def test_the_same_bytes_as_uvicorns_own_protocol(path, caplog):
+def test_the_same_bytes_as_uvicorns_own_protocol(path):
     protocol = one_write_protocol()
     assert protocol is not None, "this uvicorn's internals changed: shop.serve serves without one-write"
     requests = PIPELINE if path is None else f"GET {path} HTTP/1.1\r\nhost: test\r\n\r\n".encode()

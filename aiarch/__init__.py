@@ -31,7 +31,18 @@ _PUBLIC = {
     "NewProject": "aiarch.scaffold",
     "new_project": "aiarch.scaffold",
 }
-__all__ = [*_PUBLIC, "__version__"]
+__all__ = [
+    "ARCHITECTURES",
+    "MODEL_SIZES",
+    "AiarchError",
+    "ConfigError",
+    "NewProject",
+    "ProjectConfig",
+    "UserInputError",
+    "__version__",
+    "load_config",
+    "new_project",
+]
 
 if TYPE_CHECKING:
     from aiarch.config import ProjectConfig, load_config

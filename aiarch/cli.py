@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from aiarch import __version__
-from aiarch.errors import AiarchError
+from aiarch.errors import AiarchError, UserInputError
 
 app = typer.Typer(
     name="aiarch",
@@ -90,7 +90,7 @@ def new(
         ),
     ] = "small",
     directory: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--dir",
             "-d",
@@ -113,7 +113,7 @@ def new(
 
 
 Runtime = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--runtime",
         "-r",
@@ -132,25 +132,24 @@ def up(
     project: ProjectDir = Path("."),
     runtime: Runtime = None,
     replicas: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--replicas", help="SERVICE=N replicas, overriding aiarch.yaml; repeatable.", metavar="SERVICE=N"),
     ] = None,
     port: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--port", help="Host port for the entry service on 127.0.0.1 (default: a free one)."),
     ] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Build images without the cache.")] = False,
-    timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds each service has to become ready.", min=0.1)
-    ] = 120.0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds each service has to become ready.", min=0.1)] = 120.0,
 ) -> None:
     """Deploy the project (build, start dependencies first, wait until ready) and record it."""
     with _user_errors():
         from aiarch import runtime as runtimes
         from aiarch import terminal
 
+        replica_counts = runtimes.parse_replica_flags(replicas or [])
         with terminal.progress("aiarch up") as reporter:
-            result = runtimes.up(project, runtime, replicas, port, rebuild, timeout, reporter)
+            result = runtimes.up(project, runtime, replica_counts, port, rebuild, timeout, reporter)
         terminal.show_deployment(result.deployment)
 
 
@@ -182,9 +181,7 @@ def logs(
     service: Annotated[str, typer.Argument(help="The service whose logs to show.")],
     project: ProjectDir = Path("."),
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")] = False,
-    tail: Annotated[
-        Optional[int], typer.Option("--tail", "-n", help="Only the last N lines of each replica.", min=0)
-    ] = None,
+    tail: Annotated[int | None, typer.Option("--tail", "-n", help="Only the last N lines of each replica.", min=0)] = None,
 ) -> None:
     """Print a service's logs (every replica, prefixed when there are several)."""
     with _user_errors():
@@ -200,34 +197,59 @@ def logs(
 @app.command()
 def bench(
     project: ProjectDir = Path("."),
-    users: Annotated[Optional[int], typer.Option("--users", "-u", help="Closed loop: concurrent users (default: bench.users).")] = None,
-    spawn_rate: Annotated[Optional[float], typer.Option("--spawn-rate", help="Closed loop: users started per second.")] = None,
-    rate: Annotated[Optional[float], typer.Option("--rate", help="Open loop: requests per second, timed from each intended send.")] = None,
-    arrivals: Annotated[str, typer.Option("--arrivals", help="Open loop schedule: constant or poisson.", metavar="constant|poisson")] = "constant",
-    duration: Annotated[Optional[str], typer.Option("--duration", "-d", help="Measured time per trial, e.g. 30s, 2m (default: bench.duration).")] = None,
-    warmup: Annotated[Optional[str], typer.Option("--warmup", help="Load before measuring, excluded from every statistic (default: bench.warmup).")] = None,
+    users: Annotated[
+        int | None, typer.Option("--users", "-u", help="Closed loop: concurrent users (default: bench.users).")
+    ] = None,
+    spawn_rate: Annotated[float | None, typer.Option("--spawn-rate", help="Closed loop: users started per second.")] = None,
+    rate: Annotated[
+        float | None, typer.Option("--rate", help="Open loop: requests per second, timed from each intended send.")
+    ] = None,
+    arrivals: Annotated[
+        str, typer.Option("--arrivals", help="Open loop schedule: constant or poisson.", metavar="constant|poisson")
+    ] = "constant",
+    duration: Annotated[
+        str | None, typer.Option("--duration", "-d", help="Measured time per trial, e.g. 30s, 2m (default: bench.duration).")
+    ] = None,
+    warmup: Annotated[
+        str | None, typer.Option("--warmup", help="Load before measuring, excluded from every statistic (default: bench.warmup).")
+    ] = None,
     repeat: Annotated[int, typer.Option("--repeat", help="Trials per load point.")] = 1,
-    sweep: Annotated[Optional[str], typer.Option("--sweep", help="Load points: users=1,4,16 or rate=10,50,100.")] = None,
+    sweep: Annotated[str | None, typer.Option("--sweep", help="Load points: users=1,4,16 or rate=10,50,100.")] = None,
     processes: Annotated[int, typer.Option("--processes", help="Load-generator processes (Locust workers).")] = 1,
-    scenario: Annotated[Optional[Path], typer.Option("--scenario", help="Locust file, relative to the project (default: bench.scenario).")] = None,
-    max_error_rate: Annotated[float, typer.Option("--max-error-rate", help="A trial with more errors than this share is invalid.")] = 0.01,
+    scenario: Annotated[
+        Path | None, typer.Option("--scenario", help="Locust file, relative to the project (default: bench.scenario).")
+    ] = None,
+    max_error_rate: Annotated[
+        float, typer.Option("--max-error-rate", help="A trial with more errors than this share is invalid.")
+    ] = 0.01,
     min_requests: Annotated[int, typer.Option("--min-requests", help="A trial with fewer measured requests is invalid.")] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Seed for Poisson arrivals and open-loop task choice.")] = 0,
 ) -> None:
     """Load-test the running deployment with Locust and save an exact run record."""
     with _user_errors():
         from aiarch import terminal
-        from aiarch.bench import Thresholds
+        from aiarch.bench import BenchOptions, Thresholds, parse_sweep
         from aiarch.bench import bench as run_bench
         from aiarch.config import parse_duration_option
 
-        thresholds = Thresholds(max_error_rate=max_error_rate, min_requests=min_requests)
+        if arrivals not in ("constant", "poisson"):
+            raise UserInputError(f"--arrivals {arrivals!r}: choose constant or poisson")
+        options = BenchOptions(
+            users=users,
+            spawn_rate=spawn_rate,
+            rate=rate,
+            arrivals="poisson" if arrivals == "poisson" else "constant",
+            duration_s=parse_duration_option("--duration", duration),
+            warmup_s=parse_duration_option("--warmup", warmup),
+            repeat=repeat,
+            sweep=parse_sweep(sweep) if sweep else None,
+            processes=processes,
+            scenario=scenario,
+            thresholds=Thresholds(max_error_rate=max_error_rate, min_requests=min_requests),
+            seed=seed,
+        )
         with terminal.bench_progress() as on_progress:
-            record, path = run_bench(
-                project, users, spawn_rate, rate, arrivals,
-                parse_duration_option("--duration", duration), parse_duration_option("--warmup", warmup),
-                repeat, sweep, processes, scenario, thresholds, seed, on_progress,
-            )  # fmt: skip
+            record, path = run_bench(project, options, on_progress)
         terminal.show_run(record, path)
 
 
@@ -243,15 +265,26 @@ def runs(project: ProjectDir = Path(".")) -> None:
 
 @app.command()
 def compare(
-    runs: Annotated[Optional[list[str]], typer.Argument(help="Run ids (or unique prefixes) or run record files.")] = None,
+    runs: Annotated[list[str] | None, typer.Argument(help="Run ids (or unique prefixes) or run record files.")] = None,
     project: Annotated[
-        Optional[list[Path]],
-        typer.Option("--project", "-p", help="Project folder(s) whose runs to look in; repeatable (default: .).", file_okay=False),
+        list[Path] | None,
+        typer.Option(
+            "--project", "-p", help="Project folder(s) whose runs to look in; repeatable (default: .).", file_okay=False
+        ),
     ] = None,
-    latest: Annotated[bool, typer.Option("--latest", help="Add the newest complete run of each architecture in the projects.")] = False,
-    baseline: Annotated[Optional[str], typer.Option("--baseline", help="The run the others are compared against (default: the monolith's, else the first).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for report.md, report.html and report.json.", file_okay=False)] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap: the same runs and seed give the same intervals.")] = 0,
+    latest: Annotated[
+        bool, typer.Option("--latest", help="Add the newest complete run of each architecture in the projects.")
+    ] = False,
+    baseline: Annotated[
+        str | None,
+        typer.Option("--baseline", help="The run the others are compared against (default: the monolith's, else the first)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Folder for report.md, report.html and report.json.", file_okay=False)
+    ] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the bootstrap: the same runs and seed give the same intervals.")
+    ] = 0,
 ) -> None:
     """Put runs side by side: differences with 95% confidence intervals, a verdict per claim, reports."""
     with _user_errors():
@@ -263,9 +296,13 @@ def compare(
 
 @app.command()
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", "-d", help="Work folder for the two projects and the report.", file_okay=False)] = Path("aiarch-demo"),
+    directory: Annotated[
+        Path, typer.Option("--dir", "-d", help="Work folder for the two projects and the report.", file_okay=False)
+    ] = Path("aiarch-demo"),
     runtime: Runtime = None,
-    model_size: Annotated[str, typer.Option("--model-size", "-m", help="tiny (default, quick), small or large.", metavar="tiny|small|large")] = "tiny",
+    model_size: Annotated[
+        str, typer.Option("--model-size", "-m", help="tiny (default, quick), small or large.", metavar="tiny|small|large")
+    ] = "tiny",
     users: Annotated[int, typer.Option("--users", "-u", help="Closed-loop users for both benches.", min=1)] = 8,
     duration: Annotated[str, typer.Option("--duration", help="Measured time per trial.")] = "15s",
     warmup: Annotated[str, typer.Option("--warmup", help="Warm-up before each measurement.")] = "5s",

@@ -12,9 +12,9 @@ Validation errors are flattened into one line that names each field path, e.g.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, overload
 
 import yaml
 from pydantic import (
@@ -58,6 +58,12 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+@overload
+def parse_duration_option(flag: str, value: str) -> float: ...
+@overload
+def parse_duration_option(flag: str, value: None) -> None: ...
+@overload
+def parse_duration_option(flag: str, value: str | None) -> float | None: ...
 def parse_duration_option(flag: str, value: str | None) -> float | None:
     """A duration flag's value in seconds; a bad one is a UserInputError naming the flag."""
     if value is None:
@@ -132,9 +138,7 @@ class Service(_Model):
     def _environment_values_are_text(cls, value: Any) -> Any:
         # YAML turns `MODEL_SEED: 1` into an int; an environment only holds strings.
         if isinstance(value, Mapping):
-            return {
-                k: v if isinstance(v, str) else _yaml_scalar_text(v) for k, v in value.items()
-            }
+            return {k: v if isinstance(v, str) else _yaml_scalar_text(v) for k, v in value.items()}
         return value
 
 
@@ -199,17 +203,12 @@ class ProjectConfig(_Model):
         entrypoints = [n for n, s in self.services.items() if s.entrypoint]
         if len(entrypoints) != 1:
             found = ", ".join(entrypoints) or "none"
-            raise ValueError(
-                f"services: exactly one service needs `entrypoint: true` (found: {found})"
-            )
+            raise ValueError(f"services: exactly one service needs `entrypoint: true` (found: {found})")
         for name, service in self.services.items():
             for dependency in service.depends_on:
                 if dependency not in self.services:
                     known = ", ".join(sorted(self.services))
-                    raise ValueError(
-                        f"services.{name}.depends_on: unknown service {dependency!r} "
-                        f"(services: {known})"
-                    )
+                    raise ValueError(f"services.{name}.depends_on: unknown service {dependency!r} (services: {known})")
         self.start_order()  # raises on a cycle
         return self
 
@@ -239,7 +238,7 @@ class ProjectConfig(_Model):
         return order
 
 
-_PYDANTIC_MESSAGES = {
+_PYDANTIC_MESSAGES: dict[str, Callable[[Any], str]] = {
     "missing": lambda e: "required",
     "extra_forbidden": lambda e: "unknown key (check its spelling against the README)",
     "greater_than_equal": lambda e: f"must be >= {e['ctx']['ge']}",
@@ -265,8 +264,9 @@ _PYDANTIC_MESSAGES = {
 _SCOPED_MESSAGE = re.compile(r"^([a-z_][\w.-]*): (.+)$")
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """One line naming every failing field path, e.g. ``services.x.replicas: must be >= 1``."""
+def describe_validation_error(error: ValidationError, limit: int | None = None) -> str:
+    """One line naming each failing field path (the first LIMIT of them), e.g.
+    ``services.x.replicas: must be >= 1``."""
     problems = []
     for item in error.errors():
         path = ".".join(str(part) for part in item["loc"])
@@ -283,6 +283,8 @@ def describe_validation_error(error: ValidationError) -> str:
             path = f"{path}.{scoped.group(1)}" if path else scoped.group(1)
             message = scoped.group(2)
         problems.append(f"{path}: {message}" if path else message)
+    if limit is not None and len(problems) > limit:
+        problems = [*problems[:limit], f"and {len(problems) - limit} more"]
     return "; ".join(problems)
 
 

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiarch.bench import LiveView, bench
+from aiarch.bench import BenchOptions, LiveView, bench
 from aiarch.compare import Comparison, compare
+from aiarch.errors import UserInputError
 from aiarch.runtime import down, select_runtime, up
 from aiarch.runtime.base import Reporter
-from aiarch.errors import UserInputError
 from aiarch.scaffold import MODEL_SIZES, new_project
 
 DEMO_PROJECT = "shop"
@@ -42,6 +42,8 @@ def run_demo(
     folder = folder.expanduser().absolute()
     if duration_s <= 0 or warmup_s < 0 or users < 1 or repeat < 1:
         raise UserInputError("--duration must be > 0, --warmup >= 0, --users and --repeat >= 1")
+    if warmup_s >= duration_s:
+        raise UserInputError(f"--warmup ({warmup_s:g} s) must be shorter than --duration ({duration_s:g} s)")
     if model_size not in MODEL_SIZES:
         raise UserInputError(f"unknown model size {model_size!r}; choose one of: {', '.join(MODEL_SIZES)}")
     chosen, notice = select_runtime(runtime)
@@ -59,7 +61,9 @@ def run_demo(
             step(f"aiarch up ({arch}, {chosen.name})")
             up(project, chosen.name, reporter=reporter)
             step(f"aiarch bench ({arch}): {users} users, {warmup_s:g} s warm-up + {duration_s:g} s measured x {repeat}")
-            record, path = bench(project, users=users, duration_s=duration_s, warmup_s=warmup_s, repeat=repeat, on_progress=on_progress)
+            _, path = bench(
+                project, BenchOptions(users=users, duration_s=duration_s, warmup_s=warmup_s, repeat=repeat), on_progress
+            )
             runs.append(str(path))
         finally:
             step(f"aiarch down ({arch})")

@@ -79,7 +79,7 @@ def _render_into(folder: Path, files: dict[str, Path], context: dict[str, object
         loader=FileSystemLoader(str(TEMPLATES)),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,  # the output is code and YAML, not HTML
+        autoescape=False,  # noqa: S701 - the output is code and YAML, not HTML
     )
     for relative, source in files.items():
         target = folder / relative
@@ -115,7 +115,7 @@ def new_project(
             hint="choose another --dir, or pass --force to write over it",
         )
     files = _template_files(architecture)
-    context = {"name": name, "architecture": architecture, "model_size": model_size}
+    context: dict[str, object] = {"name": name, "architecture": architecture, "model_size": model_size}
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", suffix=".aiarch-new", dir=target.parent))

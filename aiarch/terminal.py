@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,14 @@ from rich.console import Console, Group
 from rich.markup import escape
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from rich.live import Live
+
+    from aiarch.bench import LiveView
+    from aiarch.compare import Comparison
     from aiarch.errors import AiarchError
+    from aiarch.run_record import RunRecord, RunSummary
     from aiarch.runtime import DownReport, StatusReport
     from aiarch.runtime.base import Deployment
     from aiarch.scaffold import NewProject
@@ -59,7 +67,7 @@ def show_new_project(project: NewProject) -> None:
 class _ProgressReporter:
     """Steps as they happen; on a terminal, a spinner with the last lines of build output."""
 
-    def __init__(self, live: object | None) -> None:
+    def __init__(self, live: Live | None) -> None:
         self._live = live
         self._step = ""
         self._build_lines: deque[str] = deque(maxlen=6)
@@ -79,22 +87,22 @@ class _ProgressReporter:
         self._build_lines.clear()
         err.print(f"[dim]-[/] {escape(message)}", soft_wrap=True)
         if self._live is not None:
-            self._live.update(self._render())  # type: ignore[attr-defined]
+            self._live.update(self._render())
 
-    def bench_line(self, view: object) -> None:
+    def bench_line(self, view: LiveView) -> None:
         """A bench's live figures in this display (demo: one live display for everything);
         without a terminal, one line every ten seconds."""
         if self._live is not None:
             self._step = _bench_text(view)
-            self._live.update(self._render())  # type: ignore[attr-defined]
-        elif view.elapsed_s - self._printed_at >= 10 or view.elapsed_s < self._printed_at:  # type: ignore[attr-defined]
-            self._printed_at = view.elapsed_s  # type: ignore[attr-defined]
+            self._live.update(self._render())
+        elif view.elapsed_s - self._printed_at >= 10 or view.elapsed_s < self._printed_at:
+            self._printed_at = view.elapsed_s
             err.print(f"[dim]-[/] {escape(_bench_text(view))}", soft_wrap=True)
 
     def build_output(self, service: str, line: str) -> None:
         if self._live is not None:
             self._build_lines.append(f"  {service} | {line}")
-            self._live.update(self._render())  # type: ignore[attr-defined]
+            self._live.update(self._render())
 
 
 @contextmanager
@@ -113,10 +121,11 @@ def progress(title: str) -> Iterator[_ProgressReporter]:
 def _size(n_bytes: int | None) -> str:
     if n_bytes is None:
         return "-"
+    size = float(n_bytes)
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if n_bytes < 1024 or unit == "GiB":
-            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
-        n_bytes /= 1024
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
     return "-"
 
 
@@ -175,7 +184,7 @@ def show_status(report: StatusReport) -> None:
     out.print(table)
 
 
-def _bench_text(view) -> str:
+def _bench_text(view: LiveView) -> str:
     phase = "warming up" if view.warming_up else "measuring"
     p50 = "-" if view.p50_ms is None else f"{view.p50_ms:.1f}"
     p99 = "-" if view.p99_ms is None else f"{view.p99_ms:.1f}"
@@ -188,10 +197,8 @@ def _bench_text(view) -> str:
 
 
 @contextmanager
-def bench_progress() -> Iterator:
+def bench_progress() -> Iterator[Callable[[LiveView], None]]:
     """A live line per second while Locust runs: elapsed, rate, p50/p99 so far, errors, load CPU."""
-    from aiarch.bench import LiveView
-
     text = _bench_text
 
     if not err.is_terminal:
@@ -212,59 +219,61 @@ def bench_progress() -> Iterator:
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None or value != value else f"{value:.1f}"
+    return "-" if value is None or math.isnan(value) else f"{value:.1f}"
 
 
-def show_run(record: dict, path: object) -> None:
+def show_run(record: RunRecord, path: Path | None) -> None:
     from rich.table import Table
 
-    environment = record["environment"]
-    gpu = environment["gpu"]
+    from aiarch.run_record import ALL
+
+    plan = record.plan
     out.print(
-        f"[bold]{record['project']}[/] ({record['architecture']}) on {record['runtime']}: run {record['id']}"
-        f" [dim]({record['plan']['duration_s']:g} s measured after {record['plan']['warmup_s']:g} s warm-up, "
-        f"{record['plan']['repeat']} trial(s), {record['plan']['processes']} load process(es))[/]"
+        f"[bold]{escape(record.project)}[/] ({escape(record.architecture)}) on {record.runtime}: run {record.id}"
+        f" [dim]({plan.duration_s:g} s measured after {plan.warmup_s:g} s warm-up, "
+        f"{plan.repeat} trial(s), {plan.processes} load process(es))[/]"
     )
-    for point in record["points"]:
+    for point in record.points:
         table = Table(
-            title=f"{point['load_description']} [dim](latency in ms)[/]", title_justify="left",
+            title=f"{escape(point.load_description)} [dim](latency in ms)[/]", title_justify="left",
             box=box.SIMPLE_HEAD, padding=(0, 1),
         )  # fmt: skip
         table.add_column("endpoint", no_wrap=True, overflow="ellipsis", max_width=22)
         for column in ("requests", "req/s", "p50", "p90", "p99", "p99.9", "max", "errors"):
             table.add_column(column, justify="right", no_wrap=True)
-        for name, stats in point["summary"].items():
+        for name in [ALL, *point.endpoints]:
+            stats = point.summary[name]
             table.add_row(
-                "[bold]all[/]" if name == "*" else escape(name),
-                str(stats["requests"]),
-                f"{stats['throughput_rps']:.1f}",
-                *(_ms(stats[key]) for key in ("p50_ms", "p90_ms", "p99_ms", "p99_9_ms", "max_ms")),
-                f"{stats['error_rate']:.1%}",
+                "[bold]all[/]" if name == ALL else escape(name),
+                str(stats.requests),
+                f"{stats.throughput_rps:.1f}",
+                *(_ms(stats.percentile_ms(q)) for q in (50.0, 90.0, 99.0, 99.9)),
+                _ms(stats.max_ms),
+                f"{stats.error_rate:.1%}",
             )
         out.print(table)
-        last = point["trials"][-1]
+        last = point.trials[-1]
         usage = ", ".join(
-            f"{service} {s['cpu_percent_mean']:.0f}% CPU, {_size(s['memory_bytes_peak'])} peak"
-            for service, s in last["resources_summary"].items()
+            f"{service} {s.cpu_percent_mean:.0f}% CPU, {_size(s.memory_bytes_peak)} peak"
+            for service, s in last.resources_summary.items()
         )
         if usage:
-            out.print(f"  services: {usage}")
-        out.print(f"  load generator: {last['loadgen_cpu_percent']:.0f}% CPU (mean of the busiest process)")
-    gpu_line = (
-        f"{', '.join(gpu['devices'])} (driver {gpu['driver']})" if gpu["available"] else f"unavailable ({gpu['reason']})"
-    )
-    out.print(f"  GPU: {gpu_line}")
-    if any(p["load"]["kind"] == "open" for p in record["points"]):
+            out.print(f"  services: {escape(usage)}")
+        out.print(f"  load generator: {last.loadgen_cpu_percent:.0f}% CPU (mean of the busiest process)")
+    gpu = record.environment.gpu
+    gpu_line = f"{', '.join(gpu.devices)} (driver {gpu.driver})" if gpu.available else f"unavailable ({gpu.reason})"
+    out.print(f"  GPU: {escape(gpu_line)}")
+    if any(point.load.kind == "open" for point in record.points):
         out.print("  [dim]open loop: each latency runs from the request's intended send time[/]")
-    if record["valid"]:
+    if record.valid:
         out.print(f"[bold green]Valid[/] run, saved to {escape(str(path))}")
     else:
         out.print(f"[bold red]Invalid[/] run (kept, but no winner will be named from it), saved to {escape(str(path))}")
-        for reason in record["reasons"]:
+        for reason in record.reasons:
             out.print(f"  [red]- {escape(reason)}[/]", soft_wrap=True)
 
 
-def show_runs(summaries: list) -> None:
+def show_runs(summaries: list[RunSummary]) -> None:
     from rich.table import Table
 
     if not summaries:
@@ -294,40 +303,39 @@ def show_runs(summaries: list) -> None:
     out.print(table)
 
 
-def show_comparison(comparison) -> None:
+def show_comparison(comparison: Comparison) -> None:
     from rich.table import Table
 
-    from aiarch.compare.report import difference_rows, side_by_side
+    from aiarch.compare.report import DIFFERENCE_HEADER, difference_rows, side_by_side
 
     header, rows = side_by_side(comparison)
     table = Table(title="Side by side", title_justify="left", box=box.SIMPLE_HEAD)
     for index, column in enumerate(header):
         table.add_column(escape(column), justify="left" if index == 0 else "right")
     for row in rows:
-        styled = [escape(cell) for cell in row]
-        if row[0] == "valid":
-            styled = [styled[0], *(c if c == "yes" else f"[red]{c}[/]" for c in styled[1:])]
-        table.add_row(*styled)
+        cells = [f"[red]{escape(cell)}[/]" if warn else escape(cell) for cell, warn in zip(row.cells, row.warnings, strict=False)]
+        table.add_row(escape(row.label), *cells)
     out.print(table)
     differences = Table(
         title=f"Against the baseline {comparison.baseline.id} (95% bootstrap CI)", title_justify="left", box=box.SIMPLE_HEAD
     )
-    for column in ("run", "metric", "baseline -> run", "difference", "95% CI", "reading"):
+    for column in DIFFERENCE_HEADER:
         differences.add_column(column)
-    for row in difference_rows(comparison):
-        reading = row[-1] if row[-1] == "significant" else f"[dim]{row[-1]}[/]"
-        differences.add_row(*(escape(c) for c in row[:-1]), reading)
+    for difference in difference_rows(comparison):
+        cells = [escape(cell) for cell in difference.cells()]
+        if not difference.significant:
+            cells[-1] = f"[dim]{cells[-1]}[/]"
+        differences.add_row(*cells)
     out.print(differences)
     scorecard = Table(title="Scorecard of the claims", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("claim", "figure", "verdict"):
         scorecard.add_column(column, ratio=1)
+    styles = {"no verdict": "red", "not measured": "dim", "verdict": "bold"}
     for card in comparison.scorecard:
-        verdict = card["verdict"]
-        style = "red" if verdict.startswith("no verdict") else "dim" if verdict.startswith("not measured") else "bold"
-        scorecard.add_row(escape(card["claim"]), escape(card["figure"]), f"[{style}]{escape(verdict)}[/]")
+        scorecard.add_row(escape(card.claim), escape(card.figure), f"[{styles[card.kind]}]{escape(card.verdict)}[/]")
     out.print(scorecard)
     for flag in comparison.flags:
         out.print(f"[yellow]flag:[/] {escape(flag)}", soft_wrap=True)
-    colour = "red" if comparison.verdict.startswith("no verdict") else "green"
+    colour = "red" if comparison.named_no_verdict else "green"
     out.print(f"[bold {colour}]Verdict:[/] {escape(comparison.verdict)}", soft_wrap=True)
     out.print(f"Report: {escape(str(comparison.report_dir))} (report.html, report.md, report.json)")

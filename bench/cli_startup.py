@@ -32,11 +32,21 @@ def main() -> None:
         samples["python"].append(timed(bare))
         samples["aiarch"].append(timed(aiarch))
     python_s, aiarch_s = (statistics.median(samples[k]) for k in ("python", "aiarch"))
-    heavy = subprocess.run(
-        [sys.executable, "-c", "import sys\nfrom aiarch.cli import app\ntry:\n app(['--help'])\nexcept SystemExit: pass\n"
-         "print('HEAVY=' + ','.join(m for m in ('torch','docker','locust','jinja2','pydantic') if m in sys.modules))"],
-        capture_output=True, text=True, check=True,
-    ).stdout.rsplit("HEAVY=", 1)[-1].strip()
+    heavy = (
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys\nfrom aiarch.cli import app\ntry:\n app(['--help'])\nexcept SystemExit: pass\n"
+                "print('HEAVY=' + ','.join(m for m in ('torch','docker','locust','jinja2','pydantic') if m in sys.modules))",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.rsplit("HEAVY=", 1)[-1]
+        .strip()
+    )
     print(f"rounds: {rounds} (interleaved)")
     print(f"python -c pass     median {python_s * 1000:7.1f} ms")
     print(f"aiarch --help      median {aiarch_s * 1000:7.1f} ms")

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from helpers import measured_project  # noqa: E402
 
-from aiarch.bench import Thresholds, bench  # noqa: E402
+from aiarch.bench import BenchOptions, Thresholds, bench  # noqa: E402
 
 SERVER_CORE, LOAD_CORE = "1", "0"
 
@@ -74,7 +74,7 @@ def locust_run(project: Path, url: str, connections: int, seconds: int) -> tuple
         [sys.executable, "-m", "locust", "-f", "scenario.py", "--headless", "-u", str(connections),
          "-r", str(connections), "-t", f"{seconds + 1}s", "--host", url, "--json", "--only-summary",
          "--loglevel", "ERROR"],
-        cwd=project, capture_output=True, text=True,
+        check=False, cwd=project, capture_output=True, text=True,
     ).stdout  # fmt: skip
     (entry,) = json.loads(output)
     elapsed = entry["last_request_timestamp"] - entry["start_time"]
@@ -89,10 +89,12 @@ def locust_run(project: Path, url: str, connections: int, seconds: int) -> tuple
 
 
 def aiarch_run(project: Path, connections: int, seconds: int) -> tuple[float, float, bool, list[str]]:
-    record, _ = bench(project, users=connections, spawn_rate=connections, duration_s=seconds, warmup_s=1,
-                      thresholds=Thresholds(min_requests=1))  # fmt: skip
-    total = record["points"][0]["summary"]["*"]
-    return total["throughput_rps"], total["p50_ms"], record["valid"], record["reasons"]
+    options = BenchOptions(
+        users=connections, spawn_rate=connections, duration_s=seconds, warmup_s=1, thresholds=Thresholds(min_requests=1)
+    )
+    record, _ = bench(project, options)
+    total = record.points[0].total
+    return total.throughput_rps, total.p50_ms or 0.0, record.valid, record.reasons
 
 
 def main() -> None:
@@ -147,7 +149,9 @@ def main() -> None:
         print(f"{tool:<7} {rate:9.0f} req/s   p50 {p50:6.2f} ms   (rounds: {', '.join(f'{r:.0f}' for r, _ in runs)})")
     print(f"ratio plain Locust / wrk: {medians['locust'] / medians['wrk']:.2f}x (bucketed latencies only)")
     ratio = medians["aiarch"] / medians["wrk"]
-    print(f"ratio aiarch / wrk: {ratio:.2f}x (target >= 0.6), aiarch / plain Locust: {medians['aiarch'] / medians['locust']:.2f}x")
+    print(
+        f"ratio aiarch / wrk: {ratio:.2f}x (target >= 0.6), aiarch / plain Locust: {medians['aiarch'] / medians['locust']:.2f}x"
+    )
     for index, (valid, reasons) in enumerate(verdicts, 1):
         print(f"aiarch round {index}: {'valid' if valid else 'invalid: ' + '; '.join(reasons)}")
 

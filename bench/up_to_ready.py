@@ -29,11 +29,10 @@ def main() -> None:
     architectures = ("monolith", "microservices")
     with tempfile.TemporaryDirectory(prefix="aiarch-bench-") as root:
         projects = {
-            arch: new_project(f"bench-{arch}", arch, arguments.model_size, Path(root) / arch).path
-            for arch in architectures
+            arch: new_project(f"bench-{arch}", arch, arguments.model_size, Path(root) / arch).path for arch in architectures
         }
         runtime_used = "?"
-        for arch, project in projects.items():  # untimed: builds and caches the images
+        for project in projects.values():  # untimed: builds and caches the images
             result = up(project, arguments.runtime)
             runtime_used = result.deployment.runtime
             down(project)

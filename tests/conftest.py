@@ -17,10 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 def shop_projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The shop rendered once per session in both architectures, model `tiny`."""
     root = tmp_path_factory.mktemp("projects")
-    return {
-        arch: new_project(f"shop-{arch}", arch, "tiny", root / arch).path
-        for arch in ("monolith", "microservices")
-    }
+    return {arch: new_project(f"shop-{arch}", arch, "tiny", root / arch).path for arch in ("monolith", "microservices")}
 
 
 @functools.cache
@@ -58,4 +55,3 @@ def project_copy(shop_projects: dict[str, Path], tmp_path: Path):
         return target
 
     return copy
-

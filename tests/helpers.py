@@ -33,16 +33,23 @@ class ServiceTimeServer:
     """tests/timed_server.py in its own process on 127.0.0.1: a known service time, an optional
     stall, optionally one request at a time (see that file)."""
 
-    def __init__(self, service_time_s: float = 0.02, stall_at_s: float | None = None, stall_s: float = 1.0, threaded: bool = True) -> None:
+    def __init__(
+        self, service_time_s: float = 0.02, stall_at_s: float | None = None, stall_s: float = 1.0, threaded: bool = True
+    ) -> None:
         import sys
 
-        self.command = [sys.executable, str(Path(__file__).with_name("timed_server.py")), "--service-ms", str(service_time_s * 1000)]
+        self.command = [
+            sys.executable,
+            str(Path(__file__).with_name("timed_server.py")),
+            "--service-ms",
+            str(service_time_s * 1000),
+        ]
         if stall_at_s is not None:
             self.command += ["--stall-at-s", str(stall_at_s), "--stall-s", str(stall_s)]
         if not threaded:
             self.command.append("--serial")
 
-    def __enter__(self) -> "ServiceTimeServer":
+    def __enter__(self) -> ServiceTimeServer:
         import subprocess
 
         self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True)
@@ -55,7 +62,7 @@ class ServiceTimeServer:
         self.process.wait(timeout=10)
 
 
-SCENARIO = '''
+SCENARIO = """
 import os
 import time
 
@@ -75,12 +82,13 @@ class Client(FastHttpUser):
             while time.perf_counter() < end:  # keeps the load generator's CPU busy on purpose
                 pass
         self.client.get(PATH, name=PATH)
-'''
+"""
 
 
 def measured_project(folder: Path, url: str) -> Path:
     """A project with its own aiarch.yaml, whose recorded deployment is the server at URL."""
-    from aiarch.runtime.base import Deployment, Project, now_iso, save_deployment
+    from aiarch.ids import utc_now_iso
+    from aiarch.runtime.base import Deployment, Project, save_deployment
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "aiarch.yaml").write_text(
@@ -94,8 +102,15 @@ def measured_project(folder: Path, url: str) -> Path:
     save_deployment(
         project,
         Deployment(
-            id="fixture", project="timed", architecture="fixture", runtime="local", project_dir=str(folder),
-            created_at=now_iso(), entry_service="server", entry_url=url, replicas=(),
+            id="fixture",
+            project="timed",
+            architecture="fixture",
+            runtime="local",
+            project_dir=str(folder),
+            created_at=utc_now_iso(),
+            entry_service="server",
+            entry_url=url,
+            replicas=(),
         ),
     )
     return folder

@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import Field
+
+from aiarch.run_record import GpuDevice
 
 _CONTAINER_ID = re.compile(r"([0-9a-f]{64})")
 
 
-@dataclass(frozen=True)
-class GpuReading:
-    index: int
-    name: str
-    utilization_percent: float
-    memory_used_bytes: int
-    memory_total_bytes: int
-    power_watts: float | None
-    processes: dict[int, int]  # pid -> GPU memory used (bytes)
+class GpuReading(GpuDevice):
+    """One device's figures now, and its processes (pid -> GPU memory used, bytes)."""
+
+    processes: dict[int, int] = Field(default_factory=dict)
+
+    def device(self) -> GpuDevice:
+        """The figures the run record keeps (processes are attributed to services instead)."""
+        return GpuDevice.model_validate(self.model_dump(exclude={"processes"}))
 
 
 def container_of(pid: int, proc: Path = Path("/proc")) -> str | None:
@@ -65,7 +67,7 @@ class GpuSampler:
         self.reason = ""
         self.driver = None
         self.devices: list[str] = []
-        self._nvml = nvml
+        self._nvml: Any = nvml
         self._handles: list[Any] = []
         try:
             if self._nvml is None:
@@ -83,7 +85,7 @@ class GpuSampler:
             self.available = True
         except ImportError:
             self.reason = "nvidia-ml-py is not installed"
-        except Exception as error:  # noqa: BLE001 - NVMLError_LibraryNotFound, DriverNotLoaded, ...
+        except Exception as error:
             self.reason = f"NVML unavailable: {type(error).__name__}: {error}"
 
     def read(self) -> list[GpuReading]:
@@ -95,19 +97,19 @@ class GpuSampler:
             try:
                 utilization = nvml.nvmlDeviceGetUtilizationRates(handle)
                 memory = nvml.nvmlDeviceGetMemoryInfo(handle)
-            except Exception as error:  # noqa: BLE001 - a GPU lost mid-run: stop sampling, say why
+            except Exception as error:
                 self.available = False
                 self.reason = f"NVML stopped answering: {type(error).__name__}: {error}"
                 return []
             try:
                 power = nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0  # milliwatts
-            except Exception:  # noqa: BLE001 - not every board reports power
+            except Exception:
                 power = None
             processes = {}
             try:
                 for process in nvml.nvmlDeviceGetComputeRunningProcesses(handle):
                     processes[int(process.pid)] = int(process.usedGpuMemory or 0)
-            except Exception:  # noqa: BLE001 - permission or unsupported: keep the device figures
+            except Exception:
                 pass
             readings.append(
                 GpuReading(
@@ -126,7 +128,7 @@ class GpuSampler:
         if self.available:
             try:
                 self._nvml.nvmlShutdown()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
 

@@ -1,61 +1,40 @@
-"""What load to apply: closed loop (users) or open loop (a rate), and how long, how often."""
+"""What load to apply and how: the flags a person gives, merged with aiarch.yaml's `bench:`
+defaults in one place and checked before anything runs."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from aiarch.config import BenchDefaults
 from aiarch.errors import UserInputError
+from aiarch.run_record import BenchPlan, Load, Sweep, Thresholds
+
+Arrivals = Literal["constant", "poisson"]
 
 
 @dataclass(frozen=True)
-class LoadModel:
-    kind: Literal["closed", "open"]
+class BenchOptions:
+    """What the person asked for; None means "aiarch.yaml's bench: default"."""
+
     users: int | None = None
     spawn_rate: float | None = None
     rate: float | None = None
-    arrivals: Literal["constant", "poisson"] = "constant"
-
-    def describe(self) -> str:
-        if self.kind == "closed":
-            return f"closed loop, {self.users} users (spawn {self.spawn_rate:g}/s)"
-        return f"open loop, {self.rate:g} req/s ({self.arrivals} arrivals)"
-
-    def to_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """When a trial is not trusted (each one a reason in the record)."""
-
-    max_loadgen_cpu_percent: float = 90.0
-    min_rate_ratio: float = 0.95
-    min_requests: int = 100
-    max_error_rate: float = 0.01
-
-
-@dataclass(frozen=True)
-class BenchPlan:
-    scenario: Path
-    loads: tuple[LoadModel, ...]  # one per sweep point
-    duration_s: float
-    warmup_s: float
-    repeat: int
-    processes: int
-    thresholds: Thresholds
-    sweep: tuple[str, tuple[float, ...]] | None = None
+    arrivals: Arrivals = "constant"
+    duration_s: float | None = None
+    warmup_s: float | None = None
+    repeat: int = 1
+    sweep: Sweep | None = None
+    processes: int = 1
+    scenario: Path | None = None  # relative to the project folder
+    thresholds: Thresholds = field(default_factory=Thresholds)
     seed: int = 0
 
-    @property
-    def total_s(self) -> float:
-        return self.warmup_s + self.duration_s
 
-
-def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:
-    """`users=1,4,16` or `rate=10,20.5` -> ("users", (1, 4, 16))."""
+def parse_sweep(text: str) -> Sweep:
+    """`users=1,4,16` or `rate=10,20.5` -> Sweep("users", (1, 4, 16))."""
     name, sep, values = text.partition("=")
     name = name.strip()
     if not sep or name not in ("users", "rate"):
@@ -68,66 +47,85 @@ def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:
         raise UserInputError(f"--sweep {text!r}: give one or more values, each > 0")
     if name == "users" and any(v != int(v) for v in numbers):
         raise UserInputError(f"--sweep {text!r}: users must be whole numbers")
-    return name, numbers
+    return Sweep(parameter="users" if name == "users" else "rate", values=numbers)
 
 
-def plan(
-    scenario: Path,
-    users: int | None,
-    spawn_rate: float | None,
-    rate: float | None,
-    arrivals: str,
-    duration_s: float,
-    warmup_s: float,
-    repeat: int,
-    sweep: str | None,
-    processes: int,
-    thresholds: Thresholds,
-    seed: int = 0,
-) -> BenchPlan:
-    """Check every flag before anything runs; each problem is one UserInputError."""
+def _check_thresholds(thresholds: Thresholds) -> None:
+    if not 0 <= thresholds.max_error_rate <= 1:
+        raise UserInputError(
+            f"--max-error-rate must be between 0 and 1 (got {thresholds.max_error_rate:g})", hint="0.01 allows 1% errors"
+        )
+    if thresholds.min_requests < 0:
+        raise UserInputError(f"--min-requests must be >= 0 (got {thresholds.min_requests})")
+
+
+def plan(options: BenchOptions, defaults: BenchDefaults, project_dir: Path) -> BenchPlan:
+    """Merge OPTIONS over DEFAULTS and check everything; each problem is one UserInputError."""
+    scenario = project_dir / (options.scenario or Path(defaults.scenario))
+    if scenario.is_dir():
+        raise UserInputError(f"scenario {scenario} is a folder, not a Locust file", hint="give the .py file with --scenario")
     if not scenario.is_file():
         raise UserInputError(f"scenario file {scenario} does not exist", hint="check bench.scenario in aiarch.yaml or --scenario")
     if "," in str(scenario):
         # Locust takes its files as one comma-separated -f value.
-        raise UserInputError(f"scenario path {scenario} contains a comma, which Locust cannot take", hint="rename or move the file")
+        raise UserInputError(
+            f"scenario path {scenario} contains a comma, which Locust cannot take", hint="rename or move the file"
+        )
+    duration_s = defaults.duration if options.duration_s is None else options.duration_s
+    warmup_s = defaults.warmup if options.warmup_s is None else options.warmup_s
     if not math.isfinite(duration_s) or duration_s <= 0:
         raise UserInputError(f"--duration must be > 0 seconds (got {duration_s:g})")
     if not math.isfinite(warmup_s) or warmup_s < 0:
         raise UserInputError(f"--warmup must be >= 0 seconds (got {warmup_s:g})")
-    if repeat < 1:
+    if warmup_s >= duration_s:
+        raise UserInputError(
+            f"--warmup ({warmup_s:g} s) must be shorter than --duration ({duration_s:g} s)",
+            hint="the warm-up is excluded from every statistic; measure longer than you warm up",
+        )
+    if options.repeat < 1:
         raise UserInputError("--repeat must be >= 1")
-    if not 1 <= processes <= 64:
+    if not 1 <= options.processes <= 64:
         raise UserInputError("--processes must be between 1 and 64")
-    if arrivals not in ("constant", "poisson"):
-        raise UserInputError(f"--arrivals {arrivals!r}: choose constant or poisson")
+    rate, users, sweep = options.rate, options.users, options.sweep
     if rate is not None and (not math.isfinite(rate) or rate <= 0):
         raise UserInputError(f"--rate must be > 0 requests per second (got {rate:g})", hint="leave it out for closed loop")
     if users is not None and users < 1:
         raise UserInputError("--users must be >= 1")
-    if spawn_rate is not None and spawn_rate <= 0:
+    if options.spawn_rate is not None and (not math.isfinite(options.spawn_rate) or options.spawn_rate <= 0):
         raise UserInputError("--spawn-rate must be > 0")
-    parsed_sweep = parse_sweep(sweep) if sweep else None
-    if parsed_sweep and parsed_sweep[0] == "users" and rate is not None:
+    _check_thresholds(options.thresholds)
+    open_loop = rate is not None or (sweep is not None and sweep.parameter == "rate")
+    if open_loop and (users is not None or options.spawn_rate is not None):
+        raise UserInputError(
+            "--users and --spawn-rate are closed loop; they cannot be combined with --rate or --sweep rate=...",
+            hint="choose one: --users N (closed loop) or --rate R (open loop)",
+        )
+    if sweep is not None and sweep.parameter == "users" and rate is not None:
         raise UserInputError("--sweep users=... is closed loop; it cannot be combined with --rate")
-    if rate is not None or (parsed_sweep and parsed_sweep[0] == "rate"):
-        base = LoadModel("open", rate=rate or 1.0, arrivals=arrivals)  # type: ignore[arg-type]
+    if sweep is not None and sweep.parameter == "users" and users is not None:
+        raise UserInputError("--sweep users=... sets the users; leave out --users")
+    if open_loop:
+        base = Load(kind="open", rate=rate or 1.0, arrivals=options.arrivals)
     else:
-        base = LoadModel("closed", users=users or 16, spawn_rate=spawn_rate or float(users or 16))
-    if parsed_sweep is None:
-        loads: tuple[LoadModel, ...] = (base,)
-    elif parsed_sweep[0] == "users":
-        loads = tuple(replace(base, users=int(v), spawn_rate=spawn_rate or float(int(v))) for v in parsed_sweep[1])
+        users = users or defaults.users
+        spawn_rate = options.spawn_rate or (defaults.spawn_rate if options.users is None else float(users))
+        base = Load(kind="closed", users=users, spawn_rate=spawn_rate)
+    if sweep is None:
+        loads: tuple[Load, ...] = (base,)
+    elif sweep.parameter == "users":
+        loads = tuple(
+            base.model_copy(update={"users": int(v), "spawn_rate": options.spawn_rate or float(int(v))}) for v in sweep.values
+        )
     else:
-        loads = tuple(replace(base, rate=v) for v in parsed_sweep[1])
+        loads = tuple(base.model_copy(update={"rate": v}) for v in sweep.values)
     return BenchPlan(
-        scenario=scenario,
+        scenario=str(scenario.relative_to(project_dir)) if scenario.is_relative_to(project_dir) else str(scenario),
         loads=loads,
         duration_s=duration_s,
         warmup_s=warmup_s,
-        repeat=repeat,
-        processes=processes,
-        thresholds=thresholds,
-        sweep=parsed_sweep,
-        seed=seed,
+        repeat=options.repeat,
+        processes=options.processes,
+        thresholds=options.thresholds,
+        sweep=sweep,
+        seed=options.seed,
     )

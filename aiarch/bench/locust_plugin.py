@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from typing import IO, Any
 
 import gevent
 from locust import User, events, task
@@ -29,18 +30,20 @@ from locust.exception import StopUser
 
 _SAMPLES_DIR = os.environ.get("AIARCH_SAMPLES_DIR")
 _OPEN_RATE = float(os.environ.get("AIARCH_OPEN_RATE") or 0)
-_stream = None
+_stream: IO[str] | None = None
 _counters = {"late": 0, "dropped": 0}
 
 
-def _open_stream():
-    global _stream
+def _open_stream() -> IO[str] | None:
+    global _stream  # noqa: PLW0603 - one samples file per Locust process, opened on first use
     if _stream is None and _SAMPLES_DIR:
-        _stream = open(os.path.join(_SAMPLES_DIR, f"samples-{os.getpid()}.tsv"), "a", buffering=1 << 16)
+        _stream = open(  # noqa: SIM115 - open for the process's life, closed at exit
+            os.path.join(_SAMPLES_DIR, f"samples-{os.getpid()}.tsv"), "a", buffering=1 << 16
+        )
     return _stream
 
 
-def _flush_forever():
+def _flush_forever() -> None:
     while True:
         gevent.sleep(0.5)
         if _stream is not None:
@@ -48,7 +51,7 @@ def _flush_forever():
 
 
 @events.init.add_listener
-def _on_init(environment, **_):
+def _on_init(environment: Any, **_: Any) -> None:
     runner = environment.runner
     # The master of a multi-process run sends no requests: it writes nothing.
     if _SAMPLES_DIR and type(runner).__name__ != "MasterRunner":
@@ -57,21 +60,23 @@ def _on_init(environment, **_):
 
 
 @events.test_start.add_listener
-def _on_test_start(environment, **_):
+def _on_test_start(environment: Any, **_: Any) -> None:
     stream = _open_stream() if type(environment.runner).__name__ != "MasterRunner" else None
     if stream is not None:
         stream.write(f"#start {time.time():.6f}\n")
 
 
 @events.quitting.add_listener
-def _on_quit(environment, **_):
+def _on_quit(environment: Any, **_: Any) -> None:
     if _stream is not None:
         _stream.write(f"#late {_counters['late']}\n#dropped {_counters['dropped']}\n")
         _stream.flush()
 
 
 @events.request.add_listener
-def _on_request(request_type, name, response_time, response_length, exception, **_):
+def _on_request(
+    request_type: str, name: str, response_time: float, response_length: int, exception: BaseException | None, **_: Any
+) -> None:
     stream = _stream
     if stream is None:
         return
@@ -89,7 +94,7 @@ def _on_request(request_type, name, response_time, response_length, exception, *
     stream.write(f"{start_epoch:.6f}\t{latency_ms:.3f}\t{clean}\t{0 if exception else 1}\t{_error_kind(exception)}\n")
 
 
-def _error_kind(exception) -> str:
+def _error_kind(exception: BaseException | None) -> str:
     if exception is None:
         return ""
     text = str(exception)
@@ -100,9 +105,10 @@ def _error_kind(exception) -> str:
     return type(exception).__name__
 
 
-def _scenario_classes(environment):
+def _scenario_classes(environment: Any) -> list[type[User]]:
     classes = [
-        cls for name, cls in (environment.available_user_classes or {}).items()
+        cls
+        for name, cls in (environment.available_user_classes or {}).items()
         if cls.__name__ != "OpenLoopDriver" and not getattr(cls, "abstract", False)
     ]
     if not classes:
@@ -118,7 +124,7 @@ class OpenLoopDriver(User):
     abstract = _OPEN_RATE <= 0
 
     @task
-    def drive(self):
+    def drive(self) -> None:
         environment = self.environment
         processes = max(1, int(os.environ.get("AIARCH_PROCESSES", "1")))
         index = getattr(environment.runner, "worker_index", 0) or 0
@@ -132,7 +138,7 @@ class OpenLoopDriver(User):
             if not cls.host:
                 cls.host = environment.host
         weights = [getattr(cls, "weight", 1) for cls in classes]
-        idle: dict[type, list] = {cls: [] for cls in classes}
+        idle: dict[type[User], list[User]] = {cls: [] for cls in classes}
         in_flight = [0]
 
         def serve(intended_perf: float, intended_epoch: float) -> None:
@@ -142,10 +148,11 @@ class OpenLoopDriver(User):
             user = None
             try:
                 user = idle[cls].pop() if idle[cls] else cls(environment)
-                rng.choice(user.tasks)(user)
+                task_of_user: Any = rng.choice(user.tasks)
+                task_of_user(user)
             except StopUser:
                 pass
-            except Exception:  # noqa: BLE001 - a task's error is reported by its request event
+            except Exception:
                 pass
             finally:
                 current.aiarch_intended = None

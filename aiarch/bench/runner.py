@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 from aiarch.bench.gpu import GpuSampler, attribute_processes
-from aiarch.bench.load import BenchPlan, LoadModel
 from aiarch.bench.stats import Sample
 from aiarch.errors import AiarchError
-from aiarch.records import log_tail
+from aiarch.processes import ProcessTreeSampler, stop_process_group
+from aiarch.run_record import BenchPlan, GpuSample, Load, LoadgenSample, ResourceSample
 from aiarch.runtime.base import UsageProbe
+from aiarch.state import log_tail
 
 PLUGIN = Path(__file__).with_name("locust_plugin.py")
 COOLDOWN_S = 2.0  # after the window: lets requests sent inside it finish
@@ -49,9 +48,9 @@ class TrialOutcome:
     started_at: float  # epoch of Locust's test start
     late_sends: int = 0
     dropped: int = 0
-    loadgen: list[dict] = field(default_factory=list)
-    resources: list[dict] = field(default_factory=list)
-    gpu: list[dict] = field(default_factory=list)
+    loadgen: list[LoadgenSample] = field(default_factory=list)
+    resources: list[ResourceSample] = field(default_factory=list)
+    gpu: list[GpuSample] = field(default_factory=list)
     interrupted: bool = False
     exit_code: int | None = None
     log: Path | None = None
@@ -64,7 +63,9 @@ class _SampleTail:
         self.folder = folder
         self.offsets: dict[Path, int] = {}
         self.partial: dict[Path, str] = {}
-        self.markers: dict[str, list[float]] = {"start": [], "late": [], "dropped": []}
+        self.starts: list[float] = []  # '#start EPOCH' of each load process
+        self.late = 0
+        self.dropped = 0
 
     def read(self) -> list[Sample]:
         new: list[Sample] = []
@@ -81,17 +82,27 @@ class _SampleTail:
                 if not line:
                     continue
                 if line.startswith("#"):
-                    key, _, value = line[1:].partition(" ")
-                    if key in self.markers:
-                        self.markers[key].append(float(value))
+                    self._marker(*line[1:].partition(" ")[::2])
                     continue
                 parts = line.split("\t")
                 if len(parts) == 5:
                     new.append(Sample(float(parts[0]), float(parts[1]), parts[2], parts[3] == "1", parts[4]))
         return new
 
+    def _marker(self, key: str, value: str) -> None:
+        try:
+            number = float(value)
+        except ValueError:
+            return
+        if key == "start":
+            self.starts.append(number)
+        elif key == "late":
+            self.late += int(number)
+        elif key == "dropped":
+            self.dropped += int(number)
 
-def locust_command(plan: BenchPlan, load: LoadModel, url: str) -> list[str]:
+
+def locust_command(plan: BenchPlan, load: Load, url: str) -> list[str]:
     run_time = math.ceil(plan.total_s + COOLDOWN_S)
     command = [
         sys.executable, "-m", "locust",
@@ -105,13 +116,13 @@ def locust_command(plan: BenchPlan, load: LoadModel, url: str) -> list[str]:
     if load.kind == "open":
         command += ["--users", str(plan.processes), "--spawn-rate", str(plan.processes), "OpenLoopDriver"]
     else:
-        command += ["--users", str(load.users), "--spawn-rate", f"{load.spawn_rate:g}"]
+        command += ["--users", str(load.users), "--spawn-rate", f"{load.spawn_rate or load.users:g}"]
     return command
 
 
 def run_trial(
     plan: BenchPlan,
-    load: LoadModel,
+    load: Load,
     url: str,
     project_dir: Path,
     environment: dict[str, str],
@@ -133,8 +144,7 @@ def run_trial(
     }
     env.pop("AIARCH_OPEN_RATE", None)
     if load.kind == "open":
-        env["AIARCH_OPEN_RATE"] = f"{load.rate:g}"
-        env["AIARCH_ARRIVALS"] = load.arrivals
+        env.update(AIARCH_OPEN_RATE=f"{load.rate or 0:g}", AIARCH_ARRIVALS=load.arrivals)
     with log.open("wb") as stream:
         process = subprocess.Popen(
             locust_command(plan, load, url),
@@ -150,48 +160,40 @@ def run_trial(
     outcome = TrialOutcome(samples=samples, started_at=time.time(), log=log)
     launched = time.time()
     deadline = time.monotonic() + plan.total_s + COOLDOWN_S + 60
-    tree: dict[int, psutil.Process] = {}
+    loadgen_sampler = ProcessTreeSampler(process.pid)
     try:
         while process.poll() is None:
             time.sleep(1.0)
             samples.extend(tail.read())
-            started = min(tail.markers["start"], default=None)
+            started = min(tail.starts, default=None)
             now = time.time()
             elapsed = now - (started or launched)
-            loadgen = _loadgen_cpu(process.pid, tree)
-            outcome.loadgen.append({"t": round(elapsed, 3), "cpu_percent": loadgen})
+            # CPU % of each Locust process (100 = one core: a gevent process cannot use more).
+            loadgen = [round(p.cpu_percent, 1) for p in loadgen_sampler.sample().processes]
+            outcome.loadgen.append(LoadgenSample(t=round(elapsed, 3), cpu_percent=loadgen))
             if probe is not None:
-                outcome.resources.append(
-                    {"t": round(elapsed, 3), "replicas": [vars(u) for u in probe.sample()]}
-                )
+                outcome.resources.append(ResourceSample(t=round(elapsed, 3), replicas=probe.sample()))
             readings = gpu.read()
             if readings:
                 per_service = attribute_processes(
                     readings, probe.service_of_container() if probe else {}, probe.service_of_pid if probe else (lambda pid: None)
                 )
-                outcome.gpu.append(
-                    {
-                        "t": round(elapsed, 3),
-                        "devices": [
-                            {k: v for k, v in vars(r).items() if k != "processes"} for r in readings
-                        ],
-                        "memory_by_service": per_service,
-                    }
-                )
+                devices = [reading.device() for reading in readings]
+                outcome.gpu.append(GpuSample(t=round(elapsed, 3), devices=devices, memory_by_service=per_service))
             on_progress(_live_view(label, load, samples, started, now, plan, loadgen))
             if time.monotonic() > deadline:
-                _stop(process)
+                stop_process_group(process)
                 raise AiarchError(f"Locust did not stop after its run time; see {log}")
     except KeyboardInterrupt:
         outcome.interrupted = True
     finally:
         if process.poll() is None:  # interrupted, or any error above: never leave load running
-            _stop(process)
+            stop_process_group(process)
     outcome.exit_code = process.wait()
     samples.extend(tail.read())
-    outcome.started_at = min(tail.markers["start"], default=launched)
-    outcome.late_sends = int(sum(tail.markers["late"]))
-    outcome.dropped = int(sum(tail.markers["dropped"]))
+    outcome.started_at = min(tail.starts, default=launched)
+    outcome.late_sends = tail.late
+    outcome.dropped = tail.dropped
     if not samples and not outcome.interrupted:
         raise AiarchError(
             f"Locust sent no request (exit status {outcome.exit_code}); last lines of its log:\n{log_tail(log, 15)}",
@@ -200,7 +202,9 @@ def run_trial(
     return outcome
 
 
-def _live_view(label: str, load: LoadModel, samples: list[Sample], started: float | None, now: float, plan: BenchPlan, loadgen: list[float]) -> LiveView:
+def _live_view(
+    label: str, load: Load, samples: list[Sample], started: float | None, now: float, plan: BenchPlan, loadgen: list[float]
+) -> LiveView:
     elapsed = now - started if started else 0.0
     window_start = (started or now) + plan.warmup_s
     last_second = [s for s in samples[-20000:] if now - 1.0 <= s.end < now]
@@ -217,35 +221,3 @@ def _live_view(label: str, load: LoadModel, samples: list[Sample], started: floa
         errors=sum(1 for s in samples if not s.ok and s.start >= window_start),
         loadgen_cpu_percent=max(loadgen, default=0.0),
     )
-
-
-def _loadgen_cpu(pid: int, known: dict[int, psutil.Process]) -> list[float]:
-    """CPU % of each Locust process (100 = one core: a gevent process cannot use more)."""
-    try:
-        root = known.setdefault(pid, psutil.Process(pid))
-        members = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
-    values = []
-    for member in members:
-        process = known.setdefault(member.pid, member)
-        try:
-            values.append(round(process.cpu_percent(interval=None), 1))
-        except psutil.Error:
-            pass
-    return values
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGINT the Locust group (it stops the load and exits), then harder."""
-    for sig, wait in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-

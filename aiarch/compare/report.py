@@ -4,24 +4,34 @@ from __future__ import annotations
 
 import html
 import io
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from aiarch.compare.analysis import trial_latencies
-from aiarch.records import write_json_atomic
+from aiarch.compare.analysis import RunFigures, trial_latencies
+from aiarch.state import write_json_atomic
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from aiarch.compare.comparison import Comparison
 
 
-def _svg(figure) -> str:
+def _svg(figure: Figure) -> str:
     buffer = io.StringIO()
     # No metadata: the SVG then holds no date and no namespace links, only the drawing.
-    figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    figure.savefig(
+        buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None, "Format": None, "Type": None}
+    )
     text = buffer.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
-def plots(comparison) -> dict[str, tuple[str, str]]:
+def plots(comparison: Comparison) -> dict[str, tuple[str, str]]:
     """Plot id -> (title, inline SVG)."""
     import matplotlib
 
@@ -30,13 +40,13 @@ def plots(comparison) -> dict[str, tuple[str, str]]:
 
     rendered: dict[str, tuple[str, str]] = {}
 
-    def new(title: str):
+    def new(title: str) -> tuple[Figure, Axes]:
         figure, axes = pyplot.subplots(figsize=(7.5, 3.6))
         axes.set_title(title, fontsize=11)
         axes.grid(alpha=0.3)
         return figure, axes
 
-    def done(key: str, title: str, figure) -> None:
+    def done(key: str, title: str, figure: Figure) -> None:
         rendered[key] = (title, _svg(figure))
         pyplot.close(figure)
 
@@ -52,10 +62,10 @@ def plots(comparison) -> dict[str, tuple[str, str]]:
 
     figure, (left, right) = pyplot.subplots(1, 2, figsize=(10, 3.6))
     for run in comparison.runs:
-        rows = run.point["trials"][0]["per_second"]
-        seconds = [row["t"] for row in rows]
-        left.plot(seconds, [row["requests"] for row in rows], label=run.label)
-        right.plot(seconds, [row["p99_ms"] if row["p99_ms"] is not None else np.nan for row in rows], label=run.label)
+        rows = run.point.trials[0].per_second
+        seconds = [row.t for row in rows]
+        left.plot(seconds, [row.requests for row in rows], label=run.label)
+        right.plot(seconds, [row.p99_ms if row.p99_ms is not None else np.nan for row in rows], label=run.label)
     left.set_title("Throughput over time (trial 1)", fontsize=11)
     left.set_xlabel("second of the measured window")
     left.set_ylabel("requests completed")
@@ -67,13 +77,13 @@ def plots(comparison) -> dict[str, tuple[str, str]]:
         axes.legend(fontsize=8)
     done("over-time", "Throughput and p99 over time", figure)
 
-    if any(len(run.record["points"]) > 1 for run in comparison.runs):
+    if any(len(run.record.points) > 1 for run in comparison.runs):
         figure, axes = new("Throughput against p99 (sweep points)")
         for run in comparison.runs:
-            points = run.record["points"]
+            points = run.record.points
             axes.plot(
-                [p["summary"]["*"]["throughput_rps"] for p in points],
-                [p["summary"]["*"]["p99_ms"] for p in points],
+                [p.total.throughput_rps for p in points],
+                [p.total.p99_ms if p.total.p99_ms is not None else np.nan for p in points],
                 marker="o",
                 label=run.label,
             )
@@ -85,14 +95,14 @@ def plots(comparison) -> dict[str, tuple[str, str]]:
     figure, (left, right) = pyplot.subplots(1, 2, figsize=(10, 3.6))
     for run in comparison.runs:
         per_service: dict[str, dict[float, list[float]]] = {}
-        for row in run.point["trials"][0]["resources"]:
-            for usage in row["replicas"]:
-                series = per_service.setdefault(usage["service"], {})
-                cpu, memory = series.get(row["t"], [0.0, 0.0])
-                series[row["t"]] = [cpu + usage["cpu_percent"], memory + usage["memory_bytes"]]
+        for row in run.point.trials[0].resources:
+            for usage in row.replicas:
+                series = per_service.setdefault(usage.service, {})
+                cpu, memory = series.get(row.t, [0.0, 0.0])
+                series[row.t] = [cpu + usage.cpu_percent, memory + usage.memory_bytes]
         for service, series in per_service.items():
             times = sorted(series)
-            label = f"{run.record['architecture']}: {service}"
+            label = f"{run.record.architecture}: {service}"
             left.plot(times, [series[t][0] for t in times], label=label)
             right.plot(times, [series[t][1] / 2**20 for t in times], label=label)
     left.set_title("CPU per service", fontsize=11)
@@ -110,68 +120,124 @@ def plots(comparison) -> dict[str, tuple[str, str]]:
     return rendered
 
 
-def _number(value: Any, digits: int = 1, scale: float = 1.0, unit: str = "") -> str:
+def _number(value: float | None, digits: int = 1, scale: float = 1.0, unit: str = "") -> str:
     if value is None:
         return "n/a"
     return f"{value / scale:,.{digits}f}{unit}"
 
 
-def side_by_side(comparison) -> tuple[list[str], list[list[str]]]:
+@dataclass(frozen=True)
+class TableRow:
+    """One row of the side-by-side table: a label and one cell per run."""
+
+    label: str
+    cells: list[str]
+    warnings: list[bool]  # per cell: show it as a warning (an invalid run)
+
+
+def _per_service(row: RunFigures, value: Callable[[str], str]) -> str:
+    return "".join(f"\n  {name} {value(name)}" for name in row.services)
+
+
+def _gpu(row: RunFigures) -> str:
+    gpu = row.gpu
+    if gpu.utilization_percent_mean is None:
+        return f"n/a: {gpu.unavailable}"
+    return f"{gpu.utilization_percent_mean:.0f}% util, {(gpu.memory_used_bytes_peak or 0) / 2**30:.1f} GiB"
+
+
+def side_by_side(comparison: Comparison) -> tuple[list[str], list[TableRow]]:
     """The table both the terminal and the reports show: one column per run."""
-    rows_spec = [
-        ("architecture", lambda r: r["architecture"]),
-        ("runtime", lambda r: r["runtime"]),
-        ("load", lambda r: r["load"]),
-        ("valid", lambda r: "yes" if r["valid"] else "NO: " + "; ".join(r["reasons"])),
-        ("requests (trials)", lambda r: f"{r['requests']:,} ({r['trials']})"),
-        ("throughput req/s", lambda r: _number(r["throughput_rps"])),
-        ("p50 ms", lambda r: _number(r["p50_ms"], 2)),
-        ("p90 ms", lambda r: _number(r["p90_ms"], 2)),
-        ("p99 ms", lambda r: _number(r["p99_ms"], 2)),
-        ("p99.9 ms", lambda r: _number(r["p99_9_ms"], 2)),
-        ("error rate", lambda r: f"{r['error_rate']:.2%}"),
-        ("CPU s per 1k requests", lambda r: _number(r["cpu_s_per_1k_requests"], 3) + "".join(
-            f"\n  {name} {_number(s['cpu_s_per_1k_requests'], 3)}" for name, s in r["services"].items())),
-        ("peak memory MiB", lambda r: _number(r["memory_peak_bytes"], 0, 2**20) + "".join(
-            f"\n  {name} {_number(s['memory_peak_bytes'], 0, 2**20)}" for name, s in r["services"].items())),
-        ("GPU", lambda r: f"{r['gpu']['utilization_percent_mean']:.0f}% util, {r['gpu']['memory_used_bytes_peak'] / 2**30:.1f} GiB"
-         if "utilization_percent_mean" in r["gpu"] else f"n/a: {r['gpu']['unavailable']}"),
-        ("cold start s", lambda r: _number(r["cold_start_s"], 2)),
-        ("image size MiB", lambda r: "n/a" if not r["image_bytes"] else _number(r["image_bytes_total"], 0, 2**20) + "".join(
-            f"\n  {name} {size / 2**20:,.0f}" for name, size in r["image_bytes"].items())),
+    rows_spec: list[tuple[str, Callable[[RunFigures], str]]] = [
+        ("architecture", lambda r: r.architecture),
+        ("runtime", lambda r: r.runtime),
+        ("load", lambda r: r.load),
+        ("valid", lambda r: "yes" if r.valid else "NO: " + "; ".join(r.reasons)),
+        ("requests (trials)", lambda r: f"{r.total.requests:,} ({r.trials})"),
+        ("throughput req/s", lambda r: _number(r.total.throughput_rps)),
+        ("p50 ms", lambda r: _number(r.total.p50_ms, 2)),
+        ("p90 ms", lambda r: _number(r.total.p90_ms, 2)),
+        ("p99 ms", lambda r: _number(r.total.p99_ms, 2)),
+        ("p99.9 ms", lambda r: _number(r.total.p99_9_ms, 2)),
+        ("error rate", lambda r: f"{r.total.error_rate:.2%}"),
+        ("CPU s per 1k requests", lambda r: _number(r.cpu_s_per_1k_requests, 3)
+         + _per_service(r, lambda name: _number(r.services[name].cpu_s_per_1k_requests, 3))),
+        ("peak memory MiB", lambda r: _number(r.memory_peak_bytes, 0, 2**20)
+         + _per_service(r, lambda name: _number(r.services[name].memory_peak_bytes, 0, 2**20))),
+        ("GPU", _gpu),
+        ("cold start s", lambda r: _number(r.cold_start_s, 2)),
+        ("image size MiB", lambda r: "n/a" if not r.image_bytes else _number(r.image_bytes_total, 0, 2**20) + "".join(
+            f"\n  {name} {size / 2**20:,.0f}" for name, size in r.image_bytes.items())),
     ]  # fmt: skip
-    header = ["", *[f"{r['architecture']} {r['run']}" + (" (baseline)" if r["run"] == comparison.baseline.id else "") for r in comparison.table]]
-    return header, [[name, *[render(r) for r in comparison.table]] for name, render in rows_spec]
+    header = [
+        "",
+        *[f"{r.architecture} {r.run}" + (" (baseline)" if r.run == comparison.baseline.id else "") for r in comparison.table],
+    ]
+    rows = [
+        TableRow(label, [render(r) for r in comparison.table], [label == "valid" and not r.valid for r in comparison.table])
+        for label, render in rows_spec
+    ]
+    return header, rows
 
 
-def difference_rows(comparison) -> list[list[str]]:
+@dataclass(frozen=True)
+class DifferenceRow:
+    run: str
+    metric: str
+    change: str  # baseline -> run
+    difference: str
+    interval: str
+    significant: bool
+
+    @property
+    def reading(self) -> str:
+        return "significant" if self.significant else "no significant difference"
+
+    def cells(self) -> list[str]:
+        return [self.run, self.metric, self.change, self.difference, self.interval, self.reading]
+
+
+def difference_rows(comparison: Comparison) -> list[DifferenceRow]:
     rows = []
-    for run_id, metrics in comparison.differences.items():
-        for metric, d in metrics.items():
-            low, high = d["ci95"]
-            reading = "significant" if d["significant"] else "no significant difference"
-            relative = "" if d["relative"] is None else f" ({d['relative']:+.1%})"
-            rows.append([run_id, metric, f"{d['baseline']:.2f} -> {d['candidate']:.2f}", f"{d['difference']:+.2f}{relative}", f"[{low:+.2f}, {high:+.2f}]", reading])
+    for run_id, differences in comparison.differences.items():
+        for metric, d in differences.rows():
+            relative = "" if d.relative is None else f" ({d.relative:+.1%})"
+            rows.append(
+                DifferenceRow(
+                    run_id, metric, f"{d.baseline:.2f} -> {d.candidate:.2f}", f"{d.difference:+.2f}{relative}",
+                    f"[{d.low:+.2f}, {d.high:+.2f}]", d.significant,
+                )
+            )  # fmt: skip
     return rows
 
 
-def _markdown(comparison) -> str:
+DIFFERENCE_HEADER = ["run", "metric", "baseline -> run", "difference", "95% CI", "reading"]
+SCORECARD_HEADER = ["claim", "compared", "figure", "verdict"]
+
+
+def _markdown(comparison: Comparison) -> str:
     header, rows = side_by_side(comparison)
-    lines = [f"# aiarch comparison: {comparison.runs[0].record['project']}", "", f"**Verdict:** {comparison.verdict}", ""]
+    lines = [f"# aiarch comparison: {comparison.project}", "", f"**Verdict:** {comparison.verdict}", ""]
     if comparison.flags:
         lines += ["**Flags** (differences besides the architecture):", *[f"- {flag}" for flag in comparison.flags], ""]
     lines += ["## Side by side", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("\n", "<br>") for cell in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell.replace("\n", "<br>") for cell in [row.label, *row.cells]) + " |" for row in rows]
     lines += ["", f"## Differences against the baseline ({comparison.baseline.id}), 95% bootstrap CI", ""]
-    lines += ["| run | metric | baseline -> run | difference | 95% CI | reading |", "|---|---|---|---|---|---|"]
-    lines += ["| " + " | ".join(row) + " |" for row in difference_rows(comparison)]
-    lines += ["", "## Scorecard of the claims", "", "| claim | compared | figure | verdict |", "|---|---|---|---|"]
-    lines += [f"| {c['claim']} | {c['comparison']} | {c['figure']} | {c['verdict']} |" for c in comparison.scorecard]
+    lines += ["| " + " | ".join(DIFFERENCE_HEADER) + " |", "|" + "---|" * len(DIFFERENCE_HEADER)]
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in difference_rows(comparison)]
+    lines += [
+        "",
+        "## Scorecard of the claims",
+        "",
+        "| " + " | ".join(SCORECARD_HEADER) + " |",
+        "|" + "---|" * len(SCORECARD_HEADER),
+    ]
+    lines += [f"| {c.claim} | {c.comparison} | {c.figure} | {c.verdict} |" for c in comparison.scorecard]
     lines += ["", "Plots: see report.html.", ""]
     return "\n".join(lines)
 
 
-def _html(comparison, rendered: dict[str, tuple[str, str]]) -> str:
+def _html(comparison: Comparison, rendered: dict[str, tuple[str, str]]) -> str:
     header, rows = side_by_side(comparison)
 
     def table(head: list[str], body: list[list[str]]) -> str:
@@ -186,10 +252,11 @@ def _html(comparison, rendered: dict[str, tuple[str, str]]) -> str:
         f'<figure class="plot" id="plot-{key}"><figcaption>{html.escape(title)}</figcaption>{svg}</figure>'
         for key, (title, svg) in rendered.items()
     )
-    scorecard = [[c["claim"], c["comparison"], c["figure"], c["verdict"]] for c in comparison.scorecard]
+    scorecard = [[c.claim, c.comparison, c.figure, c.verdict] for c in comparison.scorecard]
+    project = html.escape(comparison.project)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>aiarch comparison: {html.escape(comparison.runs[0].record['project'])}</title>
+<title>aiarch comparison: {project}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
 table {{ border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }}
@@ -200,19 +267,19 @@ th {{ background: #f3f3f3; }}
 figure.plot {{ margin: 1.5rem 0; }} figure.plot svg {{ max-width: 100%; height: auto; }}
 figcaption {{ font-weight: 600; margin-bottom: 0.3rem; }}
 </style></head><body>
-<h1>aiarch comparison: {html.escape(comparison.runs[0].record['project'])}</h1>
+<h1>aiarch comparison: {project}</h1>
 <p class="verdict" id="verdict">{html.escape(comparison.verdict)}</p>
-{f'<div class="flags"><p>Differences between the runs besides the architecture:</p><ul>{flags}</ul></div>' if flags else ''}
-<h2>Side by side</h2>{table(header, rows)}
+{f'<div class="flags"><p>Differences between the runs besides the architecture:</p><ul>{flags}</ul></div>' if flags else ""}
+<h2>Side by side</h2>{table(header, [[row.label, *row.cells] for row in rows])}
 <h2>Differences against the baseline ({html.escape(comparison.baseline.id)}), 95% bootstrap CI</h2>
-{table(["run", "metric", "baseline -> run", "difference", "95% CI", "reading"], difference_rows(comparison))}
-<h2>Scorecard of the claims</h2>{table(["claim", "compared", "figure", "verdict"], scorecard)}
+{table(DIFFERENCE_HEADER, [row.cells() for row in difference_rows(comparison)])}
+<h2>Scorecard of the claims</h2>{table(SCORECARD_HEADER, scorecard)}
 <h2>Plots</h2>{figures}
 </body></html>
 """
 
 
-def write_reports(comparison, folder: Path) -> list[Path]:
+def write_reports(comparison: Comparison, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     rendered = plots(comparison)
     files = []
@@ -222,8 +289,6 @@ def write_reports(comparison, folder: Path) -> list[Path]:
         temporary.write_text(text, encoding="utf-8")
         temporary.replace(path)
         files.append(path)
-    document = comparison.to_json()
-    document["plots"] = sorted(rendered)
-    write_json_atomic(folder / "report.json", document)
+    write_json_atomic(folder / "report.json", comparison.to_json(plots=sorted(rendered)))
     files.append(folder / "report.json")
     return files

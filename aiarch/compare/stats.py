@@ -4,8 +4,10 @@ always gives the same output."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 RESAMPLES = 1000
 MAX_SAMPLES = 20_000  # per run and statistic; a seeded subsample keeps the bootstrap quick
@@ -29,7 +31,7 @@ class Difference:
     def relative(self) -> float | None:
         return self.difference / self.baseline if self.baseline else None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "baseline": self.baseline,
             "candidate": self.candidate,
@@ -64,9 +66,7 @@ def _log_bandwidth(groups: list[np.ndarray]) -> float:
     return 0.9 * spread * len(values) ** (-0.2) if spread > 0 else 0.0
 
 
-def percentile_difference(
-    baseline: list[np.ndarray], candidate: list[np.ndarray], q: float, seed: int = 0
-) -> Difference:
+def percentile_difference(baseline: list[np.ndarray], candidate: list[np.ndarray], q: float, seed: int = 0) -> Difference:
     """Difference of the q-th percentile of latencies (grouped by trial): a hierarchical, smoothed
     bootstrap (trials, then requests), percentile interval."""
     rng = np.random.default_rng(seed)
@@ -84,8 +84,7 @@ def percentile_difference(
     differences = np.empty(RESAMPLES)
     for index in range(RESAMPLES):
         differences[index] = np.percentile(smoothed(cand_groups, cand_h), q) - np.percentile(smoothed(base_groups, base_h), q)
-    low, high = np.percentile(differences, [2.5, 97.5])
-    return Difference(base_point, cand_point, cand_point - base_point, float(low), float(high))
+    return _centred(base_point, cand_point, differences)
 
 
 def mean_difference(baseline: list[np.ndarray], candidate: list[np.ndarray], seed: int = 0) -> Difference:
@@ -95,8 +94,18 @@ def mean_difference(baseline: list[np.ndarray], candidate: list[np.ndarray], see
     candidate = [g for g in candidate if len(g)]
     base_point = float(np.mean(np.concatenate(baseline)))
     cand_point = float(np.mean(np.concatenate(candidate)))
-    differences = np.array(
-        [_resample(candidate, rng).mean() - _resample(baseline, rng).mean() for _ in range(RESAMPLES)]
-    )
+    differences = np.array([_resample(candidate, rng).mean() - _resample(baseline, rng).mean() for _ in range(RESAMPLES)])
+    return _centred(base_point, cand_point, differences)
+
+
+def _centred(base_point: float, cand_point: float, differences: npt.NDArray[np.float64]) -> Difference:
+    """The 95% percentile interval of the bootstrap differences, widened where needed to hold the
+    point estimate. Smoothing, or latencies clustered on a few values, can shift the bootstrap
+    distribution of a percentile off the sample's own percentile, and an interval then excluded its
+    own estimate (+4.03 ms with CI [+4.15, +4.97], called significant). Widened, it holds it by
+    construction and only grows, so it never calls more differences significant than before;
+    moving the whole interval instead was tried and raised false positives on equal
+    distributions from under 5% to 6.5%."""
+    point = cand_point - base_point
     low, high = np.percentile(differences, [2.5, 97.5])
-    return Difference(base_point, cand_point, cand_point - base_point, float(low), float(high))
+    return Difference(base_point, cand_point, point, float(min(low, point)), float(max(high, point)))

@@ -1,177 +1,71 @@
 """Deploying a project: one small interface, several runtimes (Docker, local processes; later a
 cluster). Bench and compare only see `Deployment`, never which runtime made it.
 
-    deployment = up(Path("shop"), runtime=None)     # Docker when an engine answers, else local
+    deployment = up(Path("shop"), replicas={"inference": 2}).deployment   # Docker, else local
     status(Path("shop")); down(Path("shop"))
+
+`deploy` holds these operations, `base` the interface and types every runtime shares, `docker`
+and `local` the runtimes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-
-from aiarch.errors import UserInputError
 from aiarch.runtime.base import (
     Deployment,
     DownReport,
+    ImageInfo,
+    NotReady,
+    Probe,
     Project,
+    Replica,
     ReplicaStatus,
+    ReplicaUsage,
     Reporter,
     Runtime,
     SilentReporter,
     UpOptions,
+    UsageProbe,
+    http_probe,
     load_deployment,
-    parse_replicas,
 )
-
-RUNTIMES = ("docker", "local")
+from aiarch.runtime.deploy import (
+    RUNTIMES,
+    StatusReport,
+    UpResult,
+    down,
+    logs,
+    parse_replica_flags,
+    runtime_for,
+    select_runtime,
+    status,
+    up,
+)
 
 __all__ = [
     "RUNTIMES",
     "Deployment",
     "DownReport",
+    "ImageInfo",
+    "NotReady",
+    "Probe",
     "Project",
+    "Replica",
     "ReplicaStatus",
+    "ReplicaUsage",
     "Reporter",
     "Runtime",
+    "SilentReporter",
     "StatusReport",
+    "UpOptions",
     "UpResult",
+    "UsageProbe",
     "down",
+    "http_probe",
+    "load_deployment",
     "logs",
+    "parse_replica_flags",
     "runtime_for",
     "select_runtime",
     "status",
     "up",
 ]
-
-
-@dataclass(frozen=True)
-class UpResult:
-    deployment: Deployment
-    notice: str | None  # said once when aiarch chose the runtime for the user
-
-
-@dataclass(frozen=True)
-class StatusReport:
-    deployment: Deployment | None
-    replicas: list[ReplicaStatus]
-
-
-def select_runtime(requested: str | None) -> tuple[Runtime, str | None]:
-    """The runtime asked for; without one, Docker when an engine answers, else local processes."""
-    from aiarch.runtime.docker import DockerRuntime, EngineUnavailable, connect
-    from aiarch.runtime.local import LocalRuntime
-
-    if requested not in (None, *RUNTIMES):
-        raise UserInputError(f"unknown runtime {requested!r}; choose one of: {', '.join(RUNTIMES)}")
-    if requested == "local":
-        return LocalRuntime(), None
-    if requested == "docker":
-        return DockerRuntime(connect()), None
-    try:
-        return DockerRuntime(connect()), None
-    except EngineUnavailable as error:
-        return LocalRuntime(), (
-            f"{error.message}; running the services as local processes instead "
-            "(start an engine or set DOCKER_HOST to use Docker, --runtime local to skip this check)"
-        )
-
-
-def runtime_for(deployment: Deployment) -> Runtime:
-    """The runtime that made DEPLOYMENT (to sample it and to describe its engine)."""
-    from aiarch.runtime.docker import DockerRuntime, connect
-    from aiarch.runtime.local import LocalRuntime
-
-    return LocalRuntime() if deployment.runtime == "local" else DockerRuntime(connect())
-
-
-def _runtime_of(project: Project) -> Runtime | None:
-    """The runtime that made the project's recorded deployment; Docker if an engine answers."""
-    from aiarch.runtime.docker import DockerRuntime, EngineUnavailable, connect
-    from aiarch.runtime.local import LocalRuntime
-
-    deployment = load_deployment(project)
-    if deployment is not None and deployment.runtime == "local":
-        return LocalRuntime()
-    try:
-        return DockerRuntime(connect())
-    except EngineUnavailable:
-        if deployment is not None:
-            raise
-        return None
-
-
-def up(
-    project_dir: Path,
-    runtime: str | None = None,
-    replicas: list[str] | None = None,
-    port: int | None = None,
-    rebuild: bool = False,
-    ready_timeout_s: float = 120.0,
-    reporter: Reporter | None = None,
-) -> UpResult:
-    """Build (Docker), start every service dependencies first, wait until each is ready."""
-    project = Project.load(project_dir)
-    if port is not None and not 1 <= port <= 65535:
-        raise UserInputError(f"--port {port} is not a port number (1-65535)")
-    if ready_timeout_s <= 0:
-        raise UserInputError("--timeout must be > 0 seconds")
-    options = UpOptions(
-        replicas=parse_replicas(replicas or [], project.config),
-        port=port,
-        rebuild=rebuild,
-        ready_timeout_s=ready_timeout_s,
-    )
-    chosen, notice = select_runtime(runtime)
-    existing = load_deployment(project)
-    if existing is not None and existing.runtime != chosen.name and runtime_for(existing).status(project):
-        raise UserInputError(
-            f"{project.config.name} is already up on {existing.runtime} (deployment {existing.id})",
-            hint="run `aiarch down` first",
-        )
-    reporter = reporter or SilentReporter()
-    if notice:
-        reporter.step(notice)
-    return UpResult(chosen.up(project, options, reporter), notice)
-
-
-def down(project_dir: Path, remove_images: bool = False) -> DownReport:
-    """Remove everything the project's labels or process records name, on every runtime that
-    answers; safe to run twice."""
-    from aiarch.runtime.docker import DockerRuntime, EngineUnavailable, connect
-    from aiarch.runtime.local import LocalRuntime
-
-    from aiarch.errors import AiarchError
-    from aiarch.runtime.base import forget_deployment
-
-    project = Project.load(project_dir)
-    try:
-        removed = list(LocalRuntime().down(project).removed)
-    except AiarchError:  # an unreadable record: forget it, labels still find Docker leftovers
-        forget_deployment(project)
-        removed = ["unreadable .aiarch/deployment.json"]
-    try:
-        removed += DockerRuntime(connect()).down(project, remove_images).removed
-    except EngineUnavailable:
-        if remove_images:
-            raise
-    return DownReport(removed=tuple(removed))
-
-
-def status(project_dir: Path) -> StatusReport:
-    project = Project.load(project_dir)
-    runtime = _runtime_of(project)
-    return StatusReport(load_deployment(project), runtime.status(project) if runtime else [])
-
-
-def logs(project_dir: Path, service: str, tail: int | None = None, follow: bool = False) -> Iterator[str]:
-    project = Project.load(project_dir)
-    if service not in project.config.services:
-        raise UserInputError(f"unknown service {service!r}; services: {', '.join(project.config.services)}")
-    if tail is not None and tail < 0:
-        raise UserInputError("--tail must be >= 0")
-    runtime = _runtime_of(project)
-    if runtime is None:
-        raise UserInputError(f"{project.config.name} is not up", hint="run `aiarch up` first")
-    return runtime.logs(project, service, tail, follow)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,7 +13,8 @@ import httpx
 
 from aiarch.config import ProjectConfig, Service, load_config
 from aiarch.errors import AiarchError, UserInputError
-from aiarch.records import read_json, state_dir, write_json_atomic
+from aiarch.ids import utc_now_iso
+from aiarch.state import read_json, state_dir, write_json_atomic
 
 DEPLOYMENT_FILE = "deployment.json"
 DEPLOYMENT_SCHEMA = 1
@@ -125,7 +124,8 @@ class ReplicaUsage:
 
 
 class UsageProbe(Protocol):
-    """CPU and memory of every replica now; `pids()` maps host processes to services (GPU)."""
+    """CPU and memory of every replica now; `service_of_pid` and `service_of_container` map GPU
+    processes to services."""
 
     def sample(self) -> list[ReplicaUsage]: ...
 
@@ -168,12 +168,40 @@ class Runtime(Protocol):
     def engine_info(self) -> dict[str, str]: ...
 
 
-def new_deployment_id() -> str:
-    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+def new_deployment(
+    project: Project,
+    deployment_id: str,
+    runtime: str,
+    replicas: Sequence[Replica],
+    started_at: float,
+    *,
+    images: Sequence[ImageInfo] = (),
+    network: str | None = None,
+    build_s: float | None = None,
+) -> Deployment:
+    """The record of a deployment whose every replica just became ready.
 
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    STARTED_AT is `time.monotonic()` when the first service started: the cold start runs from
+    there to now. The entry URL is the entry replica's published URL, else its address.
+    """
+    cold_start_s = time.monotonic() - started_at
+    entry_service, _ = project.config.entrypoint
+    entry = next(r for r in replicas if r.service == entry_service)
+    return Deployment(
+        id=deployment_id,
+        project=project.config.name,
+        architecture=project.config.architecture,
+        runtime=runtime,
+        project_dir=str(project.path),
+        created_at=utc_now_iso(),
+        entry_service=entry_service,
+        entry_url=entry.url or f"http://{entry.address}",
+        replicas=tuple(replicas),
+        images=tuple(images),
+        network=network,
+        build_s=None if build_s is None else round(build_s, 3),
+        cold_start_s=round(cold_start_s, 3),
+    )
 
 
 def save_deployment(project: Project, deployment: Deployment) -> None:
@@ -186,9 +214,7 @@ def load_deployment(project: Project) -> Deployment | None:
         document = read_json(path)
         return None if document is None else Deployment.from_json(document)
     except (ValueError, TypeError, KeyError) as error:
-        raise AiarchError(
-            f"{path} is unreadable ({error})", hint="run `aiarch down` to clean up and remove it"
-        ) from None
+        raise AiarchError(f"{path} is unreadable ({error})", hint="run `aiarch down` to clean up and remove it") from None
 
 
 def forget_deployment(project: Project) -> None:
@@ -214,33 +240,22 @@ def check_port_free(port: int) -> None:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def parse_replicas(values: list[str], config: ProjectConfig) -> dict[str, int]:
-    """`--replicas inference=3` flags -> {"inference": 3}, checked against the services."""
-    replicas: dict[str, int] = {}
-    for value in values:
-        name, sep, count = value.partition("=")
-        if not sep or not count.isdigit():
-            raise UserInputError(f"--replicas {value!r} is not SERVICE=N", hint="for example --replicas inference=2")
-        if name not in config.services:
-            raise UserInputError(
-                f"--replicas names unknown service {name!r}; services: {', '.join(config.services)}"
-            )
-        if not 1 <= int(count) <= 64:
-            raise UserInputError(f"--replicas {value}: N must be between 1 and 64")
-        replicas[name] = int(count)
-    return replicas
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class NotReady(AiarchError):
     """A service did not become ready; the message says what was tried and what it printed."""
 
 
+# A readiness check: None when ready, else why not ("GET http://...: 503"); every runtime's
+# probes follow it, so `wait_until_ready` and `status` read them alike.
+Probe = Callable[[], str | None]
+
+
 def wait_until_ready(
     what: str,
-    probe: Callable[[], str | None],
+    probe: Probe,
     exited: Callable[[], str | None],
     log_tail: Callable[[], str],
     timeout_s: float,
@@ -265,9 +280,10 @@ def wait_until_ready(
         time.sleep(0.2)
 
 
-def http_probe(url: str) -> str | None:
+def http_probe(url: str, timeout_s: float = 2.0) -> str | None:
+    """GET URL from this machine: None on 200, else why not (the probe convention above)."""
     try:
-        response = httpx.get(url, timeout=2.0)
+        response = httpx.get(url, timeout=timeout_s)
     except httpx.HTTPError as error:
         return f"GET {url}: {type(error).__name__}"
     return None if response.status_code == 200 else f"GET {url}: {response.status_code}"

@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from aiarch.config import Service
 from aiarch.errors import AiarchError, UserInputError
+from aiarch.ids import new_id
 from aiarch.runtime.base import (
     Deployment,
     DownReport,
@@ -32,8 +34,7 @@ from aiarch.runtime.base import (
     dependency_env,
     forget_deployment,
     http_probe,
-    new_deployment_id,
-    now_iso,
+    new_deployment,
     save_deployment,
     wait_until_ready,
 )
@@ -52,6 +53,8 @@ PIP_SETTINGS = {
     "pip_find_links": "PIP_FIND_LINKS",
     "pip_trusted_host": "PIP_TRUSTED_HOST",
 }
+# The readiness check for a service that is not published: run inside its container, by the
+# image's Python (the generated images have it; issue 19 replaces this), same result convention.
 _PROBE = (
     "import sys, urllib.request\n"
     "try:\n"
@@ -138,7 +141,7 @@ def _labels(project: Project, **extra: str) -> dict[str, str]:
     }
 
 
-def _selector(project: Project, **extra: str) -> dict[str, list[str]]:
+def _selector(project: Project, **extra: str) -> dict[str, str | list[str] | bool]:
     labels = {f"{LABEL}.project_dir": str(project.path), **{f"{LABEL}.{k}": v for k, v in extra.items()}}
     return {"label": [f"{k}={v}" for k, v in labels.items()]}
 
@@ -169,16 +172,14 @@ class DockerRuntime:
                 f"{config.name} is already up on Docker (or left over from a crashed run)",
                 hint="run `aiarch down` first",
             )
-        deployment_id = new_deployment_id()
+        deployment_id = new_id()
         network_name = f"aiarch-{config.name}-{deployment_id}"
         try:
             build_started = time.monotonic()
             images = {name: self._build(project, name, options, reporter) for name in config.start_order()}
             build_s = time.monotonic() - build_started
             reporter.step(f"creating network {network_name}")
-            self.client.networks.create(
-                network_name, driver="bridge", labels=_labels(project, deployment=deployment_id)
-            )
+            self.client.networks.create(network_name, driver="bridge", labels=_labels(project, deployment=deployment_id))
             replicas: list[Replica] = []
             started_at = time.monotonic()
             for name in config.start_order():
@@ -186,29 +187,21 @@ class DockerRuntime:
                 count = options.replicas_of(name, service)
                 reporter.step(f"starting {name} ({count} replica{'s' if count > 1 else ''})")
                 started = [
-                    self._run(project, name, index, images[name], network_name, deployment_id, options)
-                    for index in range(count)
+                    self._run(project, name, index, images[name], network_name, deployment_id, options) for index in range(count)
                 ]
                 for replica, container in started:
                     reporter.step(f"waiting for {replica.name} to be ready")
-                    self._wait_ready(replica, container, service.readiness_path, service.port, options)
+                    self._wait_ready(replica, container, service, options)
                 replicas.extend(replica for replica, _ in started)
-            cold_start_s = time.monotonic() - started_at
-            entry_replica = next(r for r in replicas if r.service == entry_name)
-            deployment = Deployment(
-                id=deployment_id,
-                project=config.name,
-                architecture=config.architecture,
-                runtime=self.name,
-                project_dir=str(project.path),
-                created_at=now_iso(),
-                entry_service=entry_name,
-                entry_url=entry_replica.url or "",
-                replicas=tuple(replicas),
+            deployment = new_deployment(
+                project,
+                deployment_id,
+                self.name,
+                replicas,
+                started_at,
                 images=tuple(images.values()),
                 network=network_name,
-                build_s=round(build_s, 3),
-                cold_start_s=round(cold_start_s, 3),
+                build_s=build_s,
             )
             save_deployment(project, deployment)
             return deployment
@@ -265,7 +258,7 @@ class DockerRuntime:
         except docker.errors.APIError as error:
             raise BuildFailed(f"building {name} failed: {error.explanation or error}") from None
         image = self.client.images.get(image_id or tag)
-        return ImageInfo(service=name, tag=tag, id=image.id, size_bytes=int(image.attrs.get("Size", 0)))
+        return ImageInfo(service=name, tag=tag, id=image.id or tag, size_bytes=int(image.attrs.get("Size", 0)))
 
     def _run(
         self,
@@ -285,7 +278,7 @@ class DockerRuntime:
         is_entry = name == entry_name
         environment = {
             **service.environment,
-            "HOST": "0.0.0.0",
+            "HOST": "0.0.0.0",  # noqa: S104 - inside the container; only the entry port is published, on 127.0.0.1
             "PORT": str(service.port),
             "AIARCH_DEPLOYMENT": deployment_id,
             **{dependency_env(d): f"http://{d}:{config.services[d].port}" for d in service.depends_on},
@@ -303,7 +296,7 @@ class DockerRuntime:
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges:true"],
             "read_only": True,
-            "tmpfs": {"/tmp": "rw,nosuid,nodev,size=64m"},
+            "tmpfs": {"/tmp": "rw,nosuid,nodev,size=64m"},  # noqa: S108 - the container's own tmpfs
             "pids_limit": 1024,
         }
         if image_user in ("", "0", "root", "0:0", "root:root"):
@@ -344,21 +337,14 @@ class DockerRuntime:
         replica = Replica(
             service=name,
             index=index,
-            id=container.id,
+            id=container.id or container_name,  # the engine takes either
             name=f"{name}-{index}",
             address=f"{name}:{service.port}",
             url=url,
         )
         return replica, container
 
-    def _probe_inside(self, container: Any, url: str) -> str | None:
-        result = container.exec_run(["python", "-c", _PROBE, url], user=NON_ROOT_USER)
-        if result.exit_code == 0:
-            return None
-        output = result.output.decode(errors="replace").strip().splitlines()
-        return f"GET {url} inside the container: {output[-1] if output else result.exit_code}"
-
-    def _wait_ready(self, replica: Replica, container: Any, readiness_path: str, port: int, options: UpOptions) -> None:
+    def _wait_ready(self, replica: Replica, container: Any, service: Service, options: UpOptions) -> None:
         import docker
 
         def exited() -> str | None:
@@ -372,11 +358,6 @@ class DockerRuntime:
                 return f"exited with status {state['ExitCode']}{oom}"
             return None
 
-        def probe() -> str | None:
-            if replica.url:
-                return http_probe(f"{replica.url}{readiness_path}")
-            return self._probe_inside(container, f"http://127.0.0.1:{port}{readiness_path}")
-
         def log_tail() -> str:
             try:
                 return container.logs(tail=20).decode(errors="replace").rstrip() or "(no output)"
@@ -385,7 +366,7 @@ class DockerRuntime:
 
         wait_until_ready(
             f"service {replica.service} (container {replica.name})",
-            probe=probe,
+            probe=lambda: _readiness(container, service, replica.url),
             exited=exited,
             log_tail=log_tail,
             timeout_s=options.ready_timeout_s,
@@ -413,7 +394,7 @@ class DockerRuntime:
         if remove_images:
             for image in self.client.images.list(filters=_selector(project)):
                 try:
-                    self.client.images.remove(image.id, force=True)
+                    self.client.images.remove(image.id or image.tags[0], force=True)
                     removed.append(f"image {', '.join(image.tags) or image.short_id}")
                 except docker.errors.NotFound:
                     pass
@@ -428,9 +409,7 @@ class DockerRuntime:
     def _containers(self, project: Project, service: str | None = None) -> list[Any]:
         selector = {"service": service} if service else {}
         containers = self.client.containers.list(all=True, filters=_selector(project, **selector))
-        return sorted(
-            containers, key=lambda c: (c.labels.get(f"{LABEL}.service", ""), int(c.labels.get(f"{LABEL}.replica", 0)))
-        )
+        return sorted(containers, key=lambda c: (c.labels.get(f"{LABEL}.service", ""), int(c.labels.get(f"{LABEL}.replica", 0))))
 
     def status(self, project: Project) -> list[ReplicaStatus]:
         containers = self._containers(project)
@@ -444,13 +423,9 @@ class DockerRuntime:
         endpoint, health, cpu, memory = "-", "-", None, None
         if state == "running" and service is not None:
             ports = container.attrs["NetworkSettings"]["Ports"].get(f"{service.port}/tcp") or []
-            if ports:
-                endpoint = f"http://127.0.0.1:{ports[0]['HostPort']}"
-                reason = http_probe(f"{endpoint}{service.readiness_path}")
-            else:
-                endpoint = f"{name}:{service.port} (internal)"
-                reason = self._probe_inside(container, f"http://127.0.0.1:{service.port}{service.readiness_path}")
-            health = "ready" if reason is None else "not ready"
+            published = f"http://127.0.0.1:{ports[0]['HostPort']}" if ports else None
+            endpoint = published or f"{name}:{service.port} (internal)"
+            health = "ready" if _readiness(container, service, published) is None else "not ready"
             cpu, memory = _usage(container.stats(stream=False))
         replica = f"{name}-{container.labels.get(f'{LABEL}.replica', '?')}"
         return ReplicaStatus(name, replica, state, health, endpoint, cpu, memory)
@@ -458,9 +433,7 @@ class DockerRuntime:
     def logs(self, project: Project, service: str, tail: int | None, follow: bool) -> Iterator[str]:
         containers = self._containers(project, service)
         if not containers:
-            raise UserInputError(
-                f"no containers for service {service!r}; services: {', '.join(project.config.services)}"
-            )
+            raise UserInputError(f"no containers for service {service!r}; services: {', '.join(project.config.services)}")
         prefix = len(containers) > 1
         lines: queue.Queue[str | None] = queue.Queue()
 
@@ -506,6 +479,19 @@ class DockerRuntime:
             container.start()
 
 
+def _readiness(container: Any, service: Service, published_url: str | None) -> str | None:
+    """The readiness probe of one replica: over HTTP from here when it is published, else from
+    inside its container."""
+    if published_url:
+        return http_probe(f"{published_url}{service.readiness_path}")
+    url = f"http://127.0.0.1:{service.port}{service.readiness_path}"
+    result = container.exec_run(["python", "-c", _PROBE, url], user=NON_ROOT_USER)
+    if result.exit_code == 0:
+        return None
+    output = result.output.decode(errors="replace").strip().splitlines()
+    return f"GET {url} inside the container: {output[-1] if output else result.exit_code}"
+
+
 class DockerUsageProbe:
     """The engine's stats stream of each container (one reading a second), latest kept."""
 
@@ -517,7 +503,7 @@ class DockerUsageProbe:
         for replica in self._replicas:
             try:
                 stream = client.api.stats(replica.id, stream=True, decode=True)
-            except Exception:  # noqa: BLE001 - a replica gone is reported as zero usage
+            except Exception:
                 continue
             self._streams.append(stream)
             threading.Thread(target=self._pump, args=(replica.id, stream), daemon=True).start()
@@ -528,7 +514,7 @@ class DockerUsageProbe:
                 if self._stopping.is_set():
                     return
                 self._latest[container_id] = _usage(stats)
-        except Exception:  # noqa: BLE001 - the stream ends when the container stops or on close
+        except Exception:
             return
 
     def sample(self) -> list[ReplicaUsage]:
@@ -549,7 +535,7 @@ class DockerUsageProbe:
         for stream in self._streams:
             try:
                 stream.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
 
@@ -573,5 +559,3 @@ def _usage(stats: dict[str, Any]) -> tuple[float | None, int | None]:
     except (KeyError, TypeError):
         used = None
     return percent, used
-
-

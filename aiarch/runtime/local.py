@@ -8,17 +8,19 @@ several replicas reaches its dependents as a comma-separated list of URLs.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import psutil
 
+from aiarch.config import Service
 from aiarch.errors import AiarchError, UserInputError
-from aiarch.records import log_tail
+from aiarch.ids import new_id
+from aiarch.processes import TERMINATE_THEN_KILL, ProcessTreeSampler, TreeUsage, stop_process_group
 from aiarch.runtime.base import (
     Deployment,
     DownReport,
@@ -34,11 +36,11 @@ from aiarch.runtime.base import (
     free_port,
     http_probe,
     load_deployment,
-    new_deployment_id,
-    now_iso,
+    new_deployment,
     save_deployment,
     wait_until_ready,
 )
+from aiarch.state import log_tail
 
 
 def _log_path(project: Project, service: str, index: int) -> Path:
@@ -61,20 +63,17 @@ def _find(replica_id: str) -> psutil.Process | None:
         return None
 
 
-def _stop(process: psutil.Process, timeout_s: float = 10.0) -> None:
-    """SIGTERM the replica's process group, then SIGKILL whatever is left."""
-    try:
-        group = os.getpgid(process.pid)
-        os.killpg(group, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return
-    _, alive = psutil.wait_procs([process], timeout=timeout_s)
-    if alive:
-        try:
-            os.killpg(group, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        psutil.wait_procs(alive, timeout=5)
+def _stop(process: psutil.Process) -> None:
+    """The replica's process group: SIGTERM, as a service manager stops a service, then SIGKILL."""
+    stop_process_group(process, TERMINATE_THEN_KILL)
+
+
+def _readiness(replica: Replica, service: Service) -> str | None:
+    return http_probe(f"http://{replica.address}{service.readiness_path}")
+
+
+def _exit_reason(process: subprocess.Popen[bytes]) -> str | None:
+    return None if process.poll() is None else f"exited with status {process.returncode}"
 
 
 class LocalRuntime:
@@ -91,8 +90,8 @@ class LocalRuntime:
         entry_name, _ = config.entrypoint
         if options.port is not None:
             check_port_free(options.port)
-        deployment_id = new_deployment_id()
-        started: list[tuple[Replica, subprocess.Popen]] = []
+        deployment_id = new_id()
+        started: list[tuple[Replica, subprocess.Popen[bytes]]] = []
         urls: dict[str, list[str]] = {}
         started_at = time.monotonic()
         try:
@@ -111,38 +110,25 @@ class LocalRuntime:
                         log = _log_path(project, name, replica.index)
                         wait_until_ready(
                             f"service {replica.name}",
-                            probe=lambda r=replica: http_probe(f"http://{r.address}{service.readiness_path}"),
-                            exited=lambda p=process: None if p.poll() is None else f"exited with status {p.returncode}",
-                            log_tail=lambda log=log: log_tail(log),
+                            probe=partial(_readiness, replica, service),
+                            exited=partial(_exit_reason, process),
+                            log_tail=partial(log_tail, log),
                             timeout_s=options.ready_timeout_s,
                             hint=f"see {log}; the command was {' '.join(service.command)}",
                         )
-            cold_start_s = time.monotonic() - started_at
-            entry = next(r for r, _ in started if r.service == entry_name)
-            deployment = Deployment(
-                id=deployment_id,
-                project=config.name,
-                architecture=config.architecture,
-                runtime=self.name,
-                project_dir=str(project.path),
-                created_at=now_iso(),
-                entry_service=entry_name,
-                entry_url=f"http://{entry.address}",
-                replicas=tuple(r for r, _ in started),
-                cold_start_s=round(cold_start_s, 3),
-            )
+            deployment = new_deployment(project, deployment_id, self.name, [r for r, _ in started], started_at)
             save_deployment(project, deployment)
             return deployment
         except BaseException:
             for replica, _ in reversed(started):
-                process = _find(replica.id)
-                if process:
-                    _stop(process)
+                running = _find(replica.id)
+                if running:
+                    _stop(running)
             raise
 
     def _start(
         self, project: Project, name: str, index: int, port: int, urls: dict[str, list[str]], deployment_id: str
-    ) -> tuple[Replica, subprocess.Popen]:
+    ) -> tuple[Replica, subprocess.Popen[bytes]]:
         service = project.config.services[name]
         command = [sys.executable if part == "python" else part for part in service.command]
         environment = {
@@ -190,7 +176,7 @@ class LocalRuntime:
         deployment = load_deployment(project)
         if deployment is None:
             return DownReport(removed=())
-        removed = []
+        removed: list[str] = []
         for replica in reversed(deployment.replicas):
             process = _find(replica.id)
             if process is not None:
@@ -203,20 +189,22 @@ class LocalRuntime:
         deployment = load_deployment(project)
         if deployment is None:
             return []
-        processes = {r.id: _find(r.id) for r in deployment.replicas}
-        trees = {rid: [p, *p.children(recursive=True)] for rid, p in processes.items() if p is not None}
-        for tree in trees.values():
-            for process in tree:
-                _cpu_percent(process)  # first call starts the interval
+        samplers: dict[str, ProcessTreeSampler] = {}
+        for replica in deployment.replicas:
+            process = _find(replica.id)
+            if process is not None:
+                samplers[replica.id] = ProcessTreeSampler(process)
+                samplers[replica.id].sample()  # starts the CPU interval
         time.sleep(0.3)
-        statuses = []
+        statuses: list[ReplicaStatus] = []
         for replica in deployment.replicas:
             service = project.config.services.get(replica.service)
-            tree = trees.get(replica.id)
-            if tree is None:
+            sampler = samplers.get(replica.id)
+            if sampler is None:
                 statuses.append(ReplicaStatus(replica.service, replica.name, "exited", "-", replica.address, None, None))
                 continue
-            ready = service is not None and http_probe(f"http://{replica.address}{service.readiness_path}") is None
+            usage = sampler.sample()
+            ready = service is not None and _readiness(replica, service) is None
             statuses.append(
                 ReplicaStatus(
                     service=replica.service,
@@ -224,8 +212,8 @@ class LocalRuntime:
                     state="running",
                     health="ready" if ready else "not ready",
                     endpoint=f"http://{replica.address}",
-                    cpu_percent=sum(_cpu_percent(p) for p in tree),
-                    memory_bytes=sum(_rss(p) for p in tree),
+                    cpu_percent=usage.cpu_percent,
+                    memory_bytes=usage.memory_bytes,
                 )
             )
         return statuses
@@ -236,9 +224,7 @@ class LocalRuntime:
         if not replicas:
             paths = sorted((project.state_dir / "logs").glob(f"{service}-*.log"))
             if not paths:
-                raise UserInputError(
-                    f"no logs for service {service!r}; services: {', '.join(project.config.services)}"
-                )
+                raise UserInputError(f"no logs for service {service!r}; services: {', '.join(project.config.services)}")
         else:
             paths = [_log_path(project, service, r.index) for r in replicas]
         prefix = len(paths) > 1
@@ -254,37 +240,22 @@ class LocalUsageProbe:
     """psutil over each replica's process tree (the service and any workers it forks)."""
 
     def __init__(self, deployment: Deployment) -> None:
-        self._replicas = [(r, _find(r.id)) for r in deployment.replicas]
-        self._known: dict[int, psutil.Process] = {}
-        self.sample()  # the first cpu_percent() call of each process starts its interval
-
-    def _tree(self, root: psutil.Process | None) -> list[psutil.Process]:
-        if root is None:
-            return []
-        try:
-            members = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return []
-        # Keep one Process object per pid, so that cpu_percent() measures since the last call.
-        return [self._known.setdefault(p.pid, p) for p in members]
+        self._replicas: list[tuple[Replica, ProcessTreeSampler | None]] = []
+        for replica in deployment.replicas:
+            process = _find(replica.id)
+            self._replicas.append((replica, None if process is None else ProcessTreeSampler(process)))
+        self.sample()  # each process's first sample starts its CPU interval
 
     def sample(self) -> list[ReplicaUsage]:
-        usage = []
-        for replica, root in self._replicas:
-            tree = self._tree(root)
-            usage.append(
-                ReplicaUsage(
-                    service=replica.service,
-                    replica=replica.name,
-                    cpu_percent=sum(_cpu_percent(p) for p in tree),
-                    memory_bytes=sum(_rss(p) for p in tree),
-                )
-            )
+        usage: list[ReplicaUsage] = []
+        for replica, sampler in self._replicas:
+            tree = sampler.sample() if sampler is not None else TreeUsage(())
+            usage.append(ReplicaUsage(replica.service, replica.name, tree.cpu_percent, tree.memory_bytes))
         return usage
 
     def service_of_pid(self, pid: int) -> str | None:
-        for replica, root in self._replicas:
-            if any(p.pid == pid for p in self._tree(root)):
+        for replica, sampler in self._replicas:
+            if sampler is not None and pid in sampler.pids():
                 return replica.service
         return None
 
@@ -313,17 +284,3 @@ def _follow(paths: list[Path], prefix: bool) -> Iterator[str]:
     finally:
         for stream in streams.values():
             stream.close()
-
-
-def _cpu_percent(process: psutil.Process) -> float:
-    try:
-        return process.cpu_percent(interval=None)
-    except psutil.Error:
-        return 0.0
-
-
-def _rss(process: psutil.Process) -> int:
-    try:
-        return process.memory_info().rss
-    except psutil.Error:
-        return 0

@@ -153,6 +153,14 @@ def test_up_ps_logs_down_through_the_cli_on_local_processes(shop_projects):
         (["--duration", "soon"], "--duration 'soon'"),
         (["--sweep", "users=a,b"], "every value must be a number"),
         (["--sweep", "speed=1"], "is not users=N,N,... or rate=R,R,..."),
+        (["--users", "4", "--rate", "10"], "cannot be combined with --rate"),
+        (["--users", "4", "--sweep", "users=1,2"], "leave out --users"),
+        (["--duration", "5s", "--warmup", "10s"], "must be shorter than --duration"),
+        (["--max-error-rate", "-0.5"], "--max-error-rate must be between 0 and 1"),
+        (["--max-error-rate", "2"], "--max-error-rate must be between 0 and 1"),
+        (["--min-requests", "-1"], "--min-requests must be >= 0"),
+        (["--scenario", "."], "is a folder, not a Locust file"),
+        (["--arrivals", "bursty"], "--arrivals 'bursty'"),
         ([], "is not up: nothing to load-test"),
     ],
 )
@@ -199,6 +207,7 @@ def test_down_clears_a_corrupt_deployment_record(project_copy):
     ("arguments", "message"),
     [
         (["--duration", "0"], "--duration must be > 0"),
+        (["--duration", "5s", "--warmup", "5s"], "must be shorter than --duration"),
         (["--model-size", "huge"], "unknown model size 'huge'"),
         (["--runtime", "k8s"], "unknown runtime 'k8s'"),
     ],

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from aiarch.bench import bench
+from aiarch.bench import BenchOptions, bench
+from aiarch.run_record import load_run
 from aiarch.runtime import down, up
 
 pytestmark = pytest.mark.docker
@@ -17,16 +16,17 @@ def test_bench_on_docker_writes_a_valid_record(shop_projects, arch: str):
     project = shop_projects[arch]
     try:
         up(project, runtime="docker")
-        record, path = bench(project, users=4, duration_s=4, warmup_s=1)
+        _, path = bench(project, BenchOptions(users=4, duration_s=4, warmup_s=1))
     finally:
         down(project)
-    saved = json.loads(path.read_text())
-    assert saved["valid"], saved["reasons"]
-    assert saved["runtime"] == "docker" and saved["environment"]["engine"]["engine"] == "docker"
-    assert saved["deployment"]["images"] and saved["deployment"]["cold_start_s"] > 0
-    services = saved["points"][0]["trials"][0]["resources_summary"]
+    assert path is not None
+    saved = load_run(path)
+    assert saved.valid, saved.reasons
+    assert saved.runtime == "docker" and saved.environment.engine.get("engine") == "docker"
+    assert saved.deployment.images and saved.deployment.cold_start_s > 0
+    services = saved.points[0].trials[0].resources_summary
     expected = {"monolith"} if arch == "monolith" else {"gateway", "inference"}
     assert set(services) == expected
-    assert all(usage["memory_bytes_peak"] > 10 * 1024**2 for usage in services.values())
-    assert any(usage["cpu_percent_mean"] > 0 for usage in services.values())
-    assert {"/products/{id}", "/products?category", "/recommend"} <= set(saved["points"][0]["summary"])
+    assert all(usage.memory_bytes_peak > 10 * 1024**2 for usage in services.values())
+    assert any(usage.cpu_percent_mean > 0 for usage in services.values())
+    assert {"/products/{id}", "/products?category", "/recommend"} <= set(saved.points[0].endpoints)

@@ -14,9 +14,8 @@ from helpers import edit_config
 
 from aiarch.errors import UserInputError
 from aiarch.runtime import down, status, up
-from aiarch.runtime.base import Project
+from aiarch.runtime.base import NotReady, Project
 from aiarch.runtime.docker import LABEL, BuildFailed, DockerRuntime
-from aiarch.runtime.base import NotReady
 
 pytestmark = pytest.mark.docker
 
@@ -65,7 +64,7 @@ def test_monolith_up_answers_on_loopback_and_down_leaves_nothing(shop_projects, 
 def test_microservices_isolate_an_inference_outage_and_spread_over_replicas(shop_projects, engine, deployed):
     project = shop_projects["microservices"]
     deployed(project)
-    deployment = up(project, runtime="docker", replicas=["inference=2"]).deployment
+    deployment = up(project, runtime="docker", replicas={"inference": 2}).deployment
     runtime = DockerRuntime(engine)
     loaded = Project.load(project)
 
@@ -77,7 +76,11 @@ def test_microservices_isolate_an_inference_outage_and_spread_over_replicas(shop
         served = []
         for container in inference:
             result = container.exec_run(
-                ["python", "-c", "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/v1/stats').read().decode())"]
+                [
+                    "python",
+                    "-c",
+                    "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/v1/stats').read().decode())",
+                ]
             )
             served.append(json.loads(result.output)["recommendations_served"])
             # cpus 1.5 in aiarch.yaml: torch gets 1 thread (floor of the quota), not the host's 2.

@@ -12,9 +12,10 @@ import pytest
 from helpers import ServiceTimeServer, measured_project
 from typer.testing import CliRunner
 
-from aiarch.bench import Thresholds, bench
+from aiarch.bench import BenchOptions, Thresholds, bench, parse_sweep
 from aiarch.cli import app
 from aiarch.compare import compare
+from aiarch.run_record import load_run
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -26,9 +27,9 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path
     folder = tmp_path_factory.mktemp("compare")
     with ServiceTimeServer(service_time_s=0.005) as server:
         project = measured_project(folder / "p", server.url)
-        _, valid = bench(project, users=2, duration_s=3, warmup_s=1)
-        _, invalid = bench(project, users=2, duration_s=3, warmup_s=1, thresholds=Thresholds(min_requests=10**9))
-        _, sweep = bench(project, sweep="users=1,3", duration_s=2, warmup_s=0.5)
+        _, valid = bench(project, BenchOptions(users=2, duration_s=3, warmup_s=1))
+        _, invalid = bench(project, BenchOptions(users=2, duration_s=3, warmup_s=1, thresholds=Thresholds(min_requests=10**9)))
+        _, sweep = bench(project, BenchOptions(sweep=parse_sweep("users=1,3"), duration_s=2, warmup_s=0.5))
     (folder / "sweep.txt").write_text(str(sweep))
     return project, valid, invalid
 
@@ -39,7 +40,8 @@ def test_an_invalid_run_names_no_winner_and_says_why(two_runs, tmp_path: Path):
     assert comparison.verdict.startswith("no verdict")
     assert "is invalid" in comparison.verdict and "requests measured (minimum" in comparison.verdict
     for card in comparison.scorecard:
-        assert card["verdict"].startswith(("no verdict", "not measured yet")), card
+        assert card.verdict.startswith(("no verdict", "not measured yet")), card
+        assert card.kind in ("no verdict", "not measured"), card
 
 
 def test_compare_is_deterministic_and_writes_three_reports(two_runs, tmp_path: Path):
@@ -63,7 +65,16 @@ def test_bad_input_is_one_line_and_exit_2(two_runs, tmp_path: Path):
     record = json.loads(valid.read_text())
     record["project"], record["id"] = "someone-else", "20990101-000000-beef"
     other_project.write_text(json.dumps(record))
+    damaged = tmp_path / "damaged.json"
+    damaged_record = json.loads(valid.read_text())
+    damaged_record["points"][0]["trials"][0]["latencies"]["microseconds"] = "not base64!"
+    del damaged_record["environment"]
+    damaged.write_text(json.dumps(damaged_record))
+    future = tmp_path / "future.json"
+    future.write_text(json.dumps({**json.loads(valid.read_text()), "schema": "aiarch.run/7"}))
     cases = [
+        ([str(damaged), valid.stem], "is a damaged run record: environment: required; points.0.trials.0.latencies.microseconds"),
+        ([str(future), valid.stem], "schema 'aiarch.run/7', which this aiarch does not read"),
         (["no-such-run", valid.stem], "no run 'no-such-run'"),
         ([str(corrupt), valid.stem], "not a readable run record (corrupt JSON"),
         ([str(foreign), valid.stem], "is not an aiarch run record"),
@@ -128,9 +139,9 @@ def test_an_unwritable_report_folder_is_one_line(two_runs, tmp_path: Path):
 def test_a_sweep_is_flagged_against_another_load_and_plotted(two_runs, tmp_path: Path):
     project, valid, _ = two_runs
     sweep = Path((project.parent / "sweep.txt").read_text())
-    record = json.loads(sweep.read_text())
-    assert [p["load"]["users"] for p in record["points"]] == [1, 3]
-    assert record["points"][1]["summary"]["*"]["throughput_rps"] > record["points"][0]["summary"]["*"]["throughput_rps"]
+    record = load_run(sweep)
+    assert [p.load.users for p in record.points] == [1, 3]
+    assert record.points[1].total.throughput_rps > record.points[0].total.throughput_rps
     comparison = compare([str(valid), str(sweep)], projects=[project], output=tmp_path / "r")
     assert any(flag.startswith("different load") for flag in comparison.flags)
     assert "throughput-vs-p99" in json.loads((tmp_path / "r" / "report.json").read_text())["plots"]

@@ -10,7 +10,7 @@ import pytest
 from helpers import edit_config, service_processes
 
 from aiarch.errors import UserInputError
-from aiarch.runtime import down, logs, status, up
+from aiarch.runtime import down, logs, parse_replica_flags, status, up
 from aiarch.runtime.base import DEPLOYMENT_FILE, NotReady
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ def cleanup():
 def test_microservices_cycle_with_two_inference_replicas(shop_projects, cleanup):
     project = shop_projects["microservices"]
     cleanup(project)
-    deployment = up(project, runtime="local", replicas=["inference=2"]).deployment
+    deployment = up(project, runtime="local", replicas={"inference": 2}).deployment
     assert deployment.runtime == "local" and deployment.entry_service == "gateway"
     assert deployment.entry_url.startswith("http://127.0.0.1:")
     assert (project / ".aiarch" / DEPLOYMENT_FILE).is_file()
@@ -127,13 +127,14 @@ def test_ctrl_c_during_up_removes_what_it_started(shop_projects, cleanup):
 
 def test_bad_flags_are_refused_before_anything_starts(shop_projects):
     project = shop_projects["microservices"]
-    for replicas, message in [
-        (["inference"], "is not SERVICE=N"),
+    with pytest.raises(UserInputError, match="is not SERVICE=N"):
+        parse_replica_flags(["inference"])
+    for flags, message in [
         (["cache=2"], "unknown service 'cache'"),
         (["inference=0"], "between 1 and 64"),
     ]:
         with pytest.raises(UserInputError, match=message):
-            up(project, runtime="local", replicas=replicas)
+            up(project, runtime="local", replicas=parse_replica_flags(flags))
     with pytest.raises(UserInputError, match="unknown runtime 'k8s'"):
         up(project, runtime="k8s")
     with pytest.raises(UserInputError, match="unknown service 'nope'"):

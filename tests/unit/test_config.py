@@ -81,7 +81,7 @@ def test_durations_and_memory_sizes():
 
 
 def test_load_config_reports_missing_file_and_yaml_syntax(tmp_path: Path):
-    with pytest.raises(ConfigError, match="no aiarch.yaml"):
+    with pytest.raises(ConfigError, match=r"no aiarch\.yaml"):
         load_config(tmp_path)
     (tmp_path / "aiarch.yaml").write_text("name: demo\nservices: [unclosed\n")
     with pytest.raises(ConfigError, match=r"not valid YAML at line \d+"):

@@ -81,7 +81,10 @@ def test_container_of_reads_cgroup_v1_and_v2(tmp_path: Path):
 
 
 def test_gpu_memory_is_attributed_to_services():
-    reading = GpuReading(0, "NVIDIA H200", 87.0, 0, 0, None, {4242: 4096, 777: 100, 555: 7})
+    reading = GpuReading(
+        index=0, name="NVIDIA H200", utilization_percent=87.0, memory_used_bytes=0, memory_total_bytes=0, power_watts=None,
+        processes={4242: 4096, 777: 100, 555: 7},
+    )  # fmt: skip
     per_service = attribute_processes(
         [reading],
         service_of_container={CONTAINER: "inference"},

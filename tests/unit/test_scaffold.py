@@ -80,7 +80,9 @@ def test_the_gateway_image_has_neither_torch_nor_model_code(shop_projects):
         assert "import torch" not in (shop_projects["microservices"] / module).read_text(), module
 
 
-@pytest.mark.parametrize("service", ["monolith/services/monolith", "microservices/services/gateway", "microservices/services/inference"])
+@pytest.mark.parametrize(
+    "service", ["monolith/services/monolith", "microservices/services/gateway", "microservices/services/inference"]
+)
 def test_dockerfiles_take_a_base_image_run_as_non_root_and_check_health(shop_projects, service: str):
     arch, path = service.split("/", 1)
     dockerfile = (shop_projects[arch] / path / "Dockerfile").read_text()
@@ -94,7 +96,9 @@ def test_dockerfiles_take_a_base_image_run_as_non_root_and_check_health(shop_pro
         assert (project / copied).exists(), copied
 
 
-@pytest.mark.parametrize("service", ["monolith/services/monolith", "microservices/services/gateway", "microservices/services/inference"])
+@pytest.mark.parametrize(
+    "service", ["monolith/services/monolith", "microservices/services/gateway", "microservices/services/inference"]
+)
 def test_each_image_copies_every_shop_module_its_service_imports(shop_projects, service: str):
     """Follow the imports from the service's entry module: each shop module reached must be in
     the image (the images copy only the modules they run)."""

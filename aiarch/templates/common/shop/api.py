@@ -28,7 +28,8 @@ def create_app(settings: Settings, recommender: Recommender, title: str = "shop"
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Build the catalog on a thread while the recommender starts.
         catalog_built = asyncio.to_thread(Catalog, settings.preset.n_items, settings.catalog_seed)
-        state["catalog"], _ = await asyncio.gather(catalog_built, recommender.start())
+        catalog, _started = await asyncio.gather(catalog_built, recommender.start())
+        state["catalog"] = catalog
         yield
         await recommender.close()
         state.pop("catalog").close()

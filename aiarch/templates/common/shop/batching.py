@@ -94,7 +94,7 @@ class MicroBatcher(Generic[T, R]):
                         await asyncio.wait_for(self._arrived.wait(), left)
                     except TimeoutError:
                         break
-            batch = []
+            batch: list[tuple[T, asyncio.Future[R]]] = []
             while self._pending and len(batch) < self.max_size:
                 item, future = self._pending.popleft()
                 if not future.done():  # a caller that went away (cancelled) needs no answer
@@ -123,7 +123,7 @@ class MicroBatcher(Generic[T, R]):
             self.batches += 1
             self.items += len(batch)
             self._last_size = len(batch)
-            for (_, future), result in zip(batch, results):
+            for (_, future), result in zip(batch, results, strict=False):
                 if not future.done():
                     future.set_result(result)
 

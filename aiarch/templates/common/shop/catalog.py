@@ -10,12 +10,36 @@ from typing import TypedDict
 CACHE_PRODUCTS = 65_536  # products kept in memory by get_many: bounded whatever the catalog's size
 
 CATEGORIES = (
-    "books", "electronics", "garden", "kitchen", "toys", "sports",
-    "beauty", "music", "games", "office", "pets", "tools",
+    "books",
+    "electronics",
+    "garden",
+    "kitchen",
+    "toys",
+    "sports",
+    "beauty",
+    "music",
+    "games",
+    "office",
+    "pets",
+    "tools",
 )
 _ADJECTIVES = (
-    "Classic", "Compact", "Deluxe", "Eco", "Essential", "Handmade", "Modern", "Portable",
-    "Premium", "Rugged", "Smart", "Vintage", "Wireless", "Organic", "Pro", "Mini",
+    "Classic",
+    "Compact",
+    "Deluxe",
+    "Eco",
+    "Essential",
+    "Handmade",
+    "Modern",
+    "Portable",
+    "Premium",
+    "Rugged",
+    "Smart",
+    "Vintage",
+    "Wireless",
+    "Organic",
+    "Pro",
+    "Mini",
 )
 _NOUNS = {
     "books": ("Novel", "Cookbook", "Atlas", "Guide", "Anthology"),
@@ -59,8 +83,7 @@ class Catalog:
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._lock = threading.Lock()
         self._db.execute(
-            "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-            " category TEXT NOT NULL, price REAL NOT NULL)"
+            "CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT NOT NULL, category TEXT NOT NULL, price REAL NOT NULL)"
         )
         self._db.execute("CREATE INDEX products_by_category ON products (category, id)")
         self._db.executemany("INSERT INTO products VALUES (?, ?, ?, ?)", synthetic_products(n_items, seed))
@@ -70,9 +93,7 @@ class Catalog:
 
     def get(self, product_id: int) -> Product | None:
         with self._lock:
-            row = self._db.execute(
-                "SELECT id, name, category, price FROM products WHERE id = ?", (product_id,)
-            ).fetchone()
+            row = self._db.execute("SELECT id, name, category, price FROM products WHERE id = ?", (product_id,)).fetchone()
         return _product(row) if row else None
 
     def get_many(self, product_ids: list[int]) -> dict[int, Product]:
@@ -85,7 +106,8 @@ class Catalog:
             marks = ",".join("?" * len(missing))
             with self._lock:
                 rows = self._db.execute(
-                    f"SELECT id, name, category, price FROM products WHERE id IN ({marks})", missing
+                    f"SELECT id, name, category, price FROM products WHERE id IN ({marks})",  # noqa: S608 - only "?" placeholders
+                    missing,
                 ).fetchall()
             for row in rows:
                 found[row[0]] = product = _product(row)
@@ -95,7 +117,7 @@ class Catalog:
 
     def list(self, category: str | None = None, limit: int = 20, offset: int = 0) -> list[Product]:
         query = "SELECT id, name, category, price FROM products"
-        params: tuple = ()
+        params: tuple[str, ...] = ()
         if category is not None:
             query += " WHERE category = ?"
             params = (category,)
@@ -108,5 +130,5 @@ class Catalog:
         self._db.close()
 
 
-def _product(row: tuple) -> Product:
+def _product(row: tuple[int, str, str, float]) -> Product:
     return {"id": row[0], "name": row[1], "category": row[2], "price": row[3]}

@@ -35,7 +35,7 @@ def create_inference_app(recommender: Recommender) -> FastAPI:
     async def stats() -> dict[str, int | str]:
         """How many recommendations this replica has served, its host name, and how many model
         calls answered them (batches) when the recommender batches."""
-        batch_stats = getattr(recommender, "batch_stats", dict)()
+        batch_stats: dict[str, int] = getattr(recommender, "batch_stats", dict)()
         return {"replica": socket.gethostname(), "recommendations_served": served["recommendations"], **batch_stats}
 
     @app.post("/v1/recommend", response_model=ScoredItems, responses={404: {"model": Problem}})

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -45,7 +47,17 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.round(x / scale).clamp_(-CODE_MAX, CODE_MAX), scale
 
 
+MatmulCodes = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 class RecommenderNet(nn.Module):
+    # Buffers (register_buffer): they move with the model and are saved with it.
+    user_embeddings: torch.Tensor
+    item_codes: torch.Tensor
+    item_scale: torch.Tensor
+    histories: torch.Tensor
+    layers: nn.ModuleList
+
     def __init__(self, preset: ModelPreset, seed: int = 0) -> None:
         super().__init__()
         generator = torch.Generator().manual_seed(seed)
@@ -61,7 +73,7 @@ class RecommenderNet(nn.Module):
         self.register_buffer("item_scale", item_scale)
         del items
         self.layers = nn.ModuleList()
-        for width_in, width_out in zip(widths, widths[1:]):
+        for width_in, width_out in itertools.pairwise(widths):
             bound = 1.0 / width_in**0.5
             weight = (torch.rand(width_out, width_in, generator=generator) * 2 - 1) * bound
             bias = (torch.rand(width_out, generator=generator) * 2 - 1) * bound
@@ -73,37 +85,37 @@ class RecommenderNet(nn.Module):
         )
         self.max_k = min(MAX_K, preset.n_items - preset.history_length)
         self.use_int8_kernel = False
-        self._float_weights = {}
+        # Float32 copies of the int8 weights, by the id of the weight tensor they copy. Each entry
+        # holds that tensor too, so an id is never reused while its entry lives: a moved model
+        # (.to(), .cuda(): new tensors) makes new copies instead of reading the old device's.
+        self._float_weights: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.eval()
 
     def matmul_codes(self, codes: torch.Tensor, weight_codes: torch.Tensor) -> torch.Tensor:
         """codes (B, K), integer-valued floats, times int8 weight_codes (N, K) transposed: exact
         sums, as int32 from the int8 kernel or as integer-valued float32."""
         if self.use_int8_kernel:
-            return torch._int_mm(codes.to(torch.int8), weight_codes.T)
-        key = weight_codes.data_ptr()
-        if key not in self._float_weights:  # float32 copies, made once
-            self._float_weights[key] = weight_codes.T.to(torch.float32)
-        return codes @ self._float_weights[key]
-
-    def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(): float32 copies of the old device go
-        self._float_weights = {}
-        self.use_int8_kernel = False
-        return super()._apply(fn, *args, **kwargs)
+            product: torch.Tensor = torch._int_mm(codes.to(torch.int8), weight_codes.T)
+            return product
+        cached = self._float_weights.get(id(weight_codes))
+        if cached is None or cached[0] is not weight_codes:
+            cached = self._float_weights[id(weight_codes)] = (weight_codes, weight_codes.T.to(torch.float32))
+        return codes @ cached[1]
 
     def choose_kernel(self, max_batch: int = 32) -> None:
         """int8 GEMM where it runs here and agrees with float32 on every shape the model uses;
         float32 (exact on these codes too) elsewhere. Call after moving the model."""
         self.use_int8_kernel = False
-        self._float_weights: dict[int, torch.Tensor] = {}
+        self._float_weights = {}
         if self.item_codes.device.type != "cpu" or not hasattr(torch, "_int_mm"):
             return
         generator = torch.Generator().manual_seed(1)
         # The shapes served: every layer and the items, at the batch sizes the batcher forms
         # (the kernel may change with them); once against every item.
+        layers = [layer for layer in self.layers if isinstance(layer, QuantizedLinear)]
         checks = [(self.item_codes, 32)] + [
             (weight, rows)
-            for weight in (self.item_codes[:4099], *(layer.weight_codes for layer in self.layers))
+            for weight in (self.item_codes[:4099], *(layer.weight_codes for layer in layers))
             for rows in (1, 2, 3, 8, 16, 17, 32, 33, 64, max_batch)
         ]
         try:
@@ -182,6 +194,10 @@ class RecommenderNet(nn.Module):
 class QuantizedLinear(nn.Module):
     """A linear layer with int8 weight codes (per output channel scales) and int8 inputs."""
 
+    weight_codes: torch.Tensor
+    weight_scale: torch.Tensor
+    bias: torch.Tensor
+
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
         super().__init__()
         scale = weight.abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / CODE_MAX
@@ -189,9 +205,10 @@ class QuantizedLinear(nn.Module):
         self.register_buffer("weight_scale", scale)
         self.register_buffer("bias", bias)
 
-    def forward(self, x: torch.Tensor, matmul_codes) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, matmul_codes: MatmulCodes) -> torch.Tensor:
         codes, x_scale = quantize_rows(x)
-        return matmul_codes(codes, self.weight_codes).to(torch.float32) * x_scale * self.weight_scale + self.bias
+        result: torch.Tensor = matmul_codes(codes, self.weight_codes).to(torch.float32) * x_scale * self.weight_scale + self.bias
+        return result
 
 
 def _top_of(raw: torch.Tensor, items: torch.Tensor, k: int, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,7 +271,7 @@ class InProcessRecommender:
     Model calls run one at a time on a dedicated thread, so the event loop keeps serving the
     catalog while the model computes, where the process may use two CPUs or more. With one CPU
     they run on the event loop itself: a second thread could not run alongside, and handing each
-    call over to it and back cost ~12% of the monolith's throughput (bench/serving.py). With
+    call over to it and back cost ~12% of the monolith's throughput (measured on one core). With
     batching on (the default), concurrent requests share one call (shop.batching); answers are
     the same either way.
     """
@@ -313,8 +330,8 @@ class InProcessRecommender:
             log.exception("the model failed on a batch of %d", len(requests))
             raise RecommenderUnavailable(f"the model failed ({type(error).__name__})") from None
         return [
-            [ScoredItem(item, score) for item, score in zip(row_items[:k], row_scores[:k])]
-            for (_, k), row_scores, row_items in zip(requests, scores, items)
+            [ScoredItem(item, score) for item, score in zip(row_items[:k], row_scores[:k], strict=False)]
+            for (_, k), row_scores, row_items in zip(requests, scores, items, strict=False)
         ]
 
     def _check(self, user_id: int, k: int) -> tuple[int, int]:

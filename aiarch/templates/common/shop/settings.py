@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from shop.presets import PRESETS, ModelPreset
+
+N = TypeVar("N")
+D = TypeVar("D")
 
 MAX_K = 100
 MAX_PAGE = 100
@@ -71,14 +75,14 @@ class Settings:
         )
 
 
-def _number(env: Mapping[str, str], key: str, kind: type, default):
+def _number(env: Mapping[str, str], key: str, kind: Callable[[str], N], default: D) -> N | D:
     raw = env.get(key)
     if raw is None or raw == "":
         return default
     try:
         return kind(raw)
     except ValueError:
-        raise SettingsError(f"{key}={raw!r} is not a valid {kind.__name__}") from None
+        raise SettingsError(f"{key}={raw!r} is not a valid {getattr(kind, '__name__', 'value')}") from None
 
 
 def switch(env: Mapping[str, str], key: str, default: bool) -> bool:

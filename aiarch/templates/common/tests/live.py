@@ -6,16 +6,15 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
 
 
 @contextmanager
-def live_server(app: Any, startup_timeout_s: float = 60.0, http: Any = "auto") -> Iterator[str]:
-    """Serve APP (an ASGI app) until the block ends; yields its base URL. http: uvicorn's
-    protocol, by name or class."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False, http=http)
+def live_server(app: ASGIApp, startup_timeout_s: float = 60.0) -> Iterator[str]:
+    """Serve app until the block ends; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-server", daemon=True)
     thread.start()

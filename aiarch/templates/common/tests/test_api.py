@@ -4,7 +4,6 @@ import json
 
 import httpx
 import pytest
-
 from shop.presets import PRESETS
 from shop.settings import MAX_BODY_BYTES, MAX_K
 
@@ -70,7 +69,12 @@ def test_unknown_user_gets_404(client):
 
 def test_oversized_bodies_are_refused(client):
     padding = "x" * (MAX_BODY_BYTES + 1)
-    assert client.post("/recommend", content=f'{{"user_id": 1, "pad": "{padding}"}}', headers={"content-type": "application/json"}).status_code == 413
+    assert (
+        client.post(
+            "/recommend", content=f'{{"user_id": 1, "pad": "{padding}"}}', headers={"content-type": "application/json"}
+        ).status_code
+        == 413
+    )
 
     def chunks():
         yield b'{"user_id": 1, "pad": "'

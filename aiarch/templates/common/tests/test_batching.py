@@ -5,7 +5,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from shop.batching import MicroBatcher
 from shop.ports import RecommenderUnavailable
 

@@ -1,12 +1,12 @@
 import asyncio
 import os
 import random
+from collections.abc import Callable
 
 import numpy as np
 import pytest
-import torch
-
 import shop.model
+import torch
 from shop.model import InProcessRecommender, RecommenderNet, _cgroup2_quota, available_cpus
 from shop.ports import UnknownUser
 from shop.presets import PRESETS
@@ -42,13 +42,47 @@ def test_a_users_answer_is_the_same_in_any_batch_for_any_k_and_with_either_kerne
         for start in range(0, len(users), size):
             batch = users[start : start + size]
             scores, items = net.recommend(torch.tensor(batch), k)
-            for user, row_scores, row_items in zip(batch, scores, items):
+            for user, row_scores, row_items in zip(batch, scores, items, strict=False):
                 assert (row_scores, row_items) == (alone[user][0][0][:k], alone[user][1][0][:k])
     if net.use_int8_kernel:  # the float32 kernel (the GPU's) sums the same integers
         net.use_int8_kernel = False
         scores, items = net.recommend(torch.tensor(users[:50]), 100)
         assert scores == [alone[user][0][0] for user in users[:50]]
         assert items == [alone[user][1][0] for user in users[:50]]
+
+
+@pytest.mark.parametrize("int8_kernel", ["missing", "failing", "inexact"])
+def test_without_an_exact_int8_kernel_the_model_computes_in_float32_with_the_same_answers(
+    int8_kernel: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch._int_mm is private: the start-up check must fall back to float32 GEMM (public)
+    whenever it is absent, refuses the shapes or sums differently, and answer the same."""
+    users = torch.arange(0, TINY.n_users, 37)
+    reference = RecommenderNet(TINY)
+    reference.choose_kernel()  # int8 where this CPU has an exact kernel
+    expected = reference.recommend(users, 20)
+    int_mm: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = getattr(torch, "_int_mm", None)
+
+    def failing(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("int8 GEMM is not available for these shapes")
+
+    def inexact(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        assert int_mm is not None
+        return int_mm(a, b) + 1
+
+    if int8_kernel == "missing":
+        monkeypatch.delattr(torch, "_int_mm", raising=False)
+    elif int8_kernel == "failing":
+        monkeypatch.setattr(torch, "_int_mm", failing, raising=False)
+    elif int_mm is not None:
+        monkeypatch.setattr(torch, "_int_mm", inexact)
+    else:
+        pytest.skip("no int8 kernel in this torch to make inexact")
+    net = RecommenderNet(TINY)
+    net.choose_kernel()
+    assert not net.use_int8_kernel
+    monkeypatch.setattr(torch, "_int_mm", failing, raising=False)  # a call now would fail loudly
+    assert net.recommend(users, 20) == expected
 
 
 def test_top_k_ranks_by_score_then_lower_item_id_even_with_many_ties():

@@ -4,7 +4,6 @@ from dataclasses import replace
 
 import pytest
 from live import live_server
-
 from shop.api import create_app
 from shop.inference_api import create_inference_app
 from shop.model import InProcessRecommender

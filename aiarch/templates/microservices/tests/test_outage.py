@@ -8,7 +8,6 @@ import httpx
 import pytest
 from conftest import TEST_SETTINGS, gateway_app
 from live import live_server
-
 from shop.api import create_app
 from shop.remote import HttpRecommender
 

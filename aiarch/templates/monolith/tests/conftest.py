@@ -2,7 +2,6 @@
 
 import pytest
 from live import live_server
-
 from shop.api import create_app
 from shop.model import InProcessRecommender
 from shop.settings import Settings

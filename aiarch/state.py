@@ -1,4 +1,4 @@
-"""Durable JSON records in a project's .aiarch/ folder, written atomically."""
+"""A project's state folder (.aiarch/): durable JSON written atomically, and log tails."""
 
 from __future__ import annotations
 

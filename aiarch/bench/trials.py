@@ -1,0 +1,118 @@
+"""From what Locust and the samplers saw to a trial of the run record: the measured window's
+statistics (warm-up excluded) and the reasons not to trust them."""
+
+from __future__ import annotations
+
+import statistics
+
+import numpy as np
+
+from aiarch.bench.runner import TrialOutcome
+from aiarch.bench.stats import endpoint_stats, per_second, summarize
+from aiarch.run_record import ALL, BenchPlan, EndpointStats, Latencies, Load, ResourceSample, ServiceUsage, Trial, Window
+
+
+def analyse_trial(outcome: TrialOutcome, plan: BenchPlan, load: Load, index: int) -> Trial:
+    window_start = outcome.started_at + plan.warmup_s
+    window_end = window_start + plan.duration_s
+    if outcome.interrupted:
+        last_end = max((s.end for s in outcome.samples), default=window_start)
+        window_end = max(window_start, min(window_end, last_end))
+    duration = max(window_end - window_start, 1e-9)
+    measured = [s for s in outcome.samples if window_start <= s.start < window_end]
+    stats = endpoint_stats(measured, duration)
+    # Throughput counts responses that completed inside the window: under overload an open-loop
+    # run keeps sending on schedule, and only completions show what the service delivered.
+    completed = [s for s in outcome.samples if window_start <= s.end < window_end]
+    for name, endpoint in stats.items():
+        count = sum(1 for s in completed if name in (ALL, s.name))
+        endpoint.throughput_rps = count / duration
+    total = stats[ALL]
+    thresholds = plan.thresholds
+    reasons: list[str] = []
+    if outcome.interrupted:
+        reasons.append("interrupted before the end of the run")
+
+    def in_window(t: float) -> bool:
+        return plan.warmup_s <= t <= plan.total_s + 0.5
+
+    window_cpu = [max(row.cpu_percent, default=0.0) for row in outcome.loadgen[1:] if in_window(row.t)]
+    loadgen_cpu = statistics.fmean(window_cpu) if window_cpu else 0.0
+    if loadgen_cpu > thresholds.max_loadgen_cpu_percent:
+        reasons.append(
+            f"load generator CPU {loadgen_cpu:.0f}% > {thresholds.max_loadgen_cpu_percent:.0f}%: it may be the "
+            "bottleneck (add --processes, or lower the load)"
+        )
+    scheduled = None
+    if load.kind == "open" and load.rate:
+        scheduled = load.rate * duration
+        if total.throughput_rps < thresholds.min_rate_ratio * load.rate:
+            reasons.append(
+                f"achieved {total.throughput_rps:.1f} req/s, {total.throughput_rps / load.rate:.0%} of the {load.rate:g} req/s "
+                f"target (minimum {thresholds.min_rate_ratio:.0%})"
+            )
+        if outcome.dropped:
+            reasons.append(f"{outcome.dropped} arrivals dropped: too many requests in flight")
+    if total.requests < thresholds.min_requests:
+        reasons.append(f"only {total.requests} requests measured (minimum {thresholds.min_requests})")
+    if total.requests and total.error_rate > thresholds.max_error_rate:
+        kinds = ", ".join(f"{kind}: {count}" for kind, count in list(total.errors_by_kind.items())[:3])
+        reasons.append(f"error rate {total.error_rate:.1%} > {thresholds.max_error_rate:.1%} ({kinds})")
+    return Trial(
+        index=index,
+        status="interrupted" if outcome.interrupted else "complete",
+        valid=not reasons,
+        reasons=reasons,
+        window=Window(start=window_start, duration_s=duration),
+        scheduled_requests=scheduled,
+        late_sends=outcome.late_sends,
+        dropped_arrivals=outcome.dropped,
+        loadgen_cpu_percent=round(loadgen_cpu, 1),
+        stats=stats,
+        per_second=per_second(measured, window_start, duration),
+        latencies=Latencies.of([s.latency_ms for s in measured], [s.name for s in measured]),
+        resources=outcome.resources,
+        resources_summary=resources_summary([row for row in outcome.resources if in_window(row.t)]),
+        loadgen=outcome.loadgen,
+        gpu=outcome.gpu,
+        locust_exit_code=outcome.exit_code,
+    )
+
+
+def resources_summary(rows: list[ResourceSample]) -> dict[str, ServiceUsage]:
+    """Per service: mean CPU % and peak memory, each summed over the service's replicas."""
+    cpu: dict[str, list[float]] = {}
+    memory: dict[str, list[int]] = {}
+    for row in rows:
+        cpu_now: dict[str, float] = {}
+        memory_now: dict[str, int] = {}
+        for usage in row.replicas:
+            cpu_now[usage.service] = cpu_now.get(usage.service, 0.0) + usage.cpu_percent
+            memory_now[usage.service] = memory_now.get(usage.service, 0) + usage.memory_bytes
+        for service, busy in cpu_now.items():
+            cpu.setdefault(service, []).append(busy)
+            memory.setdefault(service, []).append(memory_now[service])
+    return {
+        service: ServiceUsage(cpu_percent_mean=round(statistics.fmean(cpu[service]), 2), memory_bytes_peak=max(memory[service]))
+        for service in cpu
+    }
+
+
+def pool(trials: list[Trial]) -> dict[str, EndpointStats]:
+    """Across trials: throughput is the mean of the trials; percentiles come from every request."""
+    names = [*sorted({name for trial in trials for name in trial.stats} - {ALL}), ALL]
+    summary: dict[str, EndpointStats] = {}
+    for name in names:
+        measured = [trial for trial in trials if name in trial.stats]
+        if not measured:
+            continue
+        latencies = np.concatenate([trial.latencies.ms(None if name == ALL else name) for trial in measured])
+        pooled = summarize(latencies, sum(trial.stats[name].failures for trial in measured), 1.0)
+        pooled.throughput_rps = statistics.fmean(trial.stats[name].throughput_rps for trial in measured)
+        errors: dict[str, int] = {}
+        for trial in measured:
+            for kind, count in trial.stats[name].errors_by_kind.items():
+                errors[kind] = errors.get(kind, 0) + count
+        pooled.errors_by_kind = dict(sorted(errors.items(), key=lambda item: -item[1]))
+        summary[name] = pooled
+    return summary

@@ -1,0 +1,139 @@
+"""Processes aiarch starts (services on the local runtime, Locust): stopping one with its
+process group, and sampling the CPU and memory of a process and its descendants.
+
+    stop_process_group(popen)                 # SIGINT, then SIGTERM, then SIGKILL, each waited for
+    sampler = ProcessTreeSampler(popen.pid)
+    sampler.sample()                          # starts each process's CPU interval
+    time.sleep(1.0)
+    usage = sampler.sample()                  # usage.cpu_percent, usage.memory_bytes, usage.processes
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+__all__ = [
+    "INTERRUPT_THEN_HARDER",
+    "TERMINATE_THEN_KILL",
+    "ProcessTreeSampler",
+    "ProcessUsage",
+    "TreeUsage",
+    "stop_process_group",
+]
+
+# Each signal, then how many seconds the process has to exit before the next one.
+StopSignals = Sequence[tuple[signal.Signals, float]]
+INTERRUPT_THEN_HARDER: StopSignals = ((signal.SIGINT, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
+TERMINATE_THEN_KILL: StopSignals = ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0))
+
+
+def stop_process_group(
+    process: subprocess.Popen[Any] | psutil.Process | int, signals: StopSignals = INTERRUPT_THEN_HARDER
+) -> None:
+    """Signal PROCESS's process group with each of SIGNALS in turn until PROCESS exits.
+
+    Returns once it exited (reaped when it is our child) or was already gone; after the last
+    signal's wait it returns whatever happened. PROCESS should lead its own group (started with
+    `start_new_session=True`); one in aiarch's own group is signalled alone, never the group.
+    """
+    if isinstance(process, int):
+        try:
+            process = psutil.Process(process)
+        except psutil.NoSuchProcess:
+            return
+    try:
+        group = os.getpgid(process.pid)
+    except (ProcessLookupError, PermissionError):
+        return
+    alone = group == os.getpgrp()
+    for sig, wait_s in signals:
+        try:
+            if alone:
+                os.kill(process.pid, sig)
+            else:
+                os.killpg(group, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        if _exited_within(process, wait_s):
+            return
+
+
+def _exited_within(process: subprocess.Popen[Any] | psutil.Process, timeout_s: float) -> bool:
+    try:
+        process.wait(timeout=timeout_s)
+    except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class ProcessUsage:
+    pid: int
+    cpu_percent: float  # since the previous sample of this process (0.0 at its first); 100 = one core
+    memory_bytes: int  # resident set size
+
+
+@dataclass(frozen=True)
+class TreeUsage:
+    """One sample of a process tree: the root first, then its descendants; empty once it is gone."""
+
+    processes: tuple[ProcessUsage, ...]
+
+    @property
+    def cpu_percent(self) -> float:
+        return sum(p.cpu_percent for p in self.processes)
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(p.memory_bytes for p in self.processes)
+
+
+class ProcessTreeSampler:
+    """CPU % and resident memory of ROOT and its descendants (the workers it forks included).
+
+    psutil measures CPU % between two calls on the same `psutil.Process` object, so the sampler
+    keeps one per live process across samples; a process's first sample reads 0.0 CPU.
+    """
+
+    def __init__(self, root: psutil.Process | int) -> None:
+        self._root: psutil.Process | None
+        try:
+            self._root = root if isinstance(root, psutil.Process) else psutil.Process(root)
+        except psutil.NoSuchProcess:
+            self._root = None
+        # Keyed by the Process itself: psutil compares pid and start time, so a recycled pid is
+        # a new process, not the old one's CPU counters.
+        self._known: dict[psutil.Process, psutil.Process] = {}
+
+    def members(self) -> list[psutil.Process]:
+        """The root and its descendants now; empty once the root is gone."""
+        if self._root is None:
+            return []
+        try:
+            return [self._root, *self._root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def pids(self) -> set[int]:
+        return {process.pid for process in self.members()}
+
+    def sample(self) -> TreeUsage:
+        kept: dict[psutil.Process, psutil.Process] = {}
+        usage: list[ProcessUsage] = []
+        for member in self.members():
+            process = kept[member] = self._known.get(member, member)
+            try:
+                with process.oneshot():
+                    cpu_percent, memory_bytes = process.cpu_percent(interval=None), process.memory_info().rss
+                usage.append(ProcessUsage(process.pid, cpu_percent, memory_bytes))
+            except psutil.Error:  # exited since it was listed
+                continue
+        self._known = kept
+        return TreeUsage(tuple(usage))

@@ -1,0 +1,513 @@
+"""The run record: what `aiarch bench` measured, as typed models, and the one place that reads
+and writes it (PROJECT/.aiarch/runs/RUN.json, schema `aiarch.run/2`, written atomically).
+
+    record = load_run(Path("shop/.aiarch/runs/20261130-101500-3e4c.json"))
+    record.points[0].total.p99_ms                  # pooled over trials, every request counted
+    record.points[0].trials[0].latencies.ms()     # every measured latency, decoded once (numpy)
+
+Records of schema `aiarch.run/1` are upgraded as they are read; any other schema is refused
+with its name. `python -m aiarch.run_record` prints the JSON Schema (shipped as
+aiarch/schemas/run.schema.json).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+
+from aiarch.config import ProjectConfig, describe_validation_error
+from aiarch.errors import AiarchError, UserInputError
+from aiarch.runtime.base import Deployment, ReplicaUsage
+from aiarch.state import state_dir, write_json_atomic
+
+SCHEMA = "aiarch.run/2"
+READABLE_SCHEMAS = ("aiarch.run/1", SCHEMA)
+ALL = "*"  # the key of the figures over every endpoint
+PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+SCHEMA_FILE = Path(__file__).with_name("schemas") / "run.schema.json"
+
+RunStatus = Literal["running", "complete", "interrupted", "failed"]
+
+
+def runs_dir(project_dir: Path) -> Path:
+    return state_dir(project_dir) / "runs"
+
+
+def percentile_field(q: float) -> str:
+    """The field that holds the q-th percentile: 99.9 -> "p99_9_ms"."""
+    return f"p{q:g}_ms".replace(".", "_")
+
+
+def _nan_to_none(value: Any) -> Any:
+    # aiarch.run/1 wrote NaN (not JSON) for a percentile of no request; now it is null.
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+Milliseconds = Annotated[float | None, BeforeValidator(_nan_to_none)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _decode_array(dtype: str) -> Any:
+    """A validator: a packed array (zlib, base64) of DTYPE, or the array itself."""
+
+    def decode(value: Any) -> npt.NDArray[Any]:
+        if isinstance(value, np.ndarray):
+            return value.astype(dtype, copy=False)
+        if isinstance(value, list):
+            return np.asarray(value, dtype=dtype)
+        if not isinstance(value, str):
+            raise ValueError("must be base64 text")
+        try:
+            raw = zlib.decompress(base64.b64decode(value, validate=True))
+        except (binascii.Error, zlib.error, ValueError) as error:
+            raise ValueError(f"is not zlib-compressed base64 ({error})") from None
+        if len(raw) % np.dtype(dtype).itemsize:
+            raise ValueError(f"holds {len(raw)} bytes, not whole {np.dtype(dtype).itemsize}-byte values")
+        return np.frombuffer(raw, dtype=dtype)
+
+    return decode
+
+
+def _encode_array(values: npt.NDArray[Any]) -> str:
+    return base64.b64encode(zlib.compress(np.ascontiguousarray(values).tobytes(), 6)).decode("ascii")
+
+
+def _packed(dtype: str, description: str) -> Any:
+    return Annotated[
+        npt.NDArray[Any],
+        PlainValidator(_decode_array(dtype)),
+        PlainSerializer(_encode_array, return_type=str),
+        WithJsonSchema({"type": "string", "contentEncoding": "base64", "description": description}),
+    ]
+
+
+class Latencies(_Model):
+    """Every measured request of a trial: its latency and its endpoint, in send order."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    encoding: Literal["zlib, base64"] = "zlib, base64"
+    microseconds: _packed("<u4", "uint32 little-endian microseconds, zlib, base64")  # type: ignore[valid-type]
+    endpoint_names: list[str]
+    endpoint_codes: _packed("<u2", "uint16 little-endian index into endpoint_names, zlib, base64")  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _one_endpoint_per_latency(self) -> Latencies:
+        if len(self.microseconds) != len(self.endpoint_codes):
+            raise ValueError(f"{len(self.microseconds)} latencies but {len(self.endpoint_codes)} endpoint codes")
+        if len(self.endpoint_codes) and int(self.endpoint_codes.max()) >= len(self.endpoint_names):
+            raise ValueError("an endpoint code names no endpoint")
+        return self
+
+    @classmethod
+    def of(cls, latencies_ms: Sequence[float], endpoints: Sequence[str]) -> Latencies:
+        """From each request's latency (ms) and endpoint name."""
+        names = sorted(set(endpoints))
+        if len(names) > 65535:
+            raise AiarchError(f"the scenario used {len(names)} request names; give requests a name= (at most 65,535)")
+        position = {name: index for index, name in enumerate(names)}
+        micros = np.clip(np.rint(np.asarray(latencies_ms, dtype=float) * 1000), 0, 0xFFFFFFFF).astype("<u4")
+        codes = np.fromiter((position[name] for name in endpoints), dtype="<u2", count=len(endpoints))
+        return cls(microseconds=micros, endpoint_names=names, endpoint_codes=codes)
+
+    def ms(self, endpoint: str | None = None) -> npt.NDArray[np.float64]:
+        """The latencies in ms; only ENDPOINT's when given (none when it was not measured)."""
+        values: npt.NDArray[np.float64] = self.microseconds.astype(np.float64) / 1000.0
+        if endpoint is None:
+            return values
+        if endpoint not in self.endpoint_names:
+            return values[:0]
+        selected: npt.NDArray[np.float64] = values[self.endpoint_codes == self.endpoint_names.index(endpoint)]
+        return selected
+
+
+class EndpointStats(_Model):
+    """Exact figures of one endpoint (or of all, ALL) from every measured request."""
+
+    requests: int
+    failures: int
+    error_rate: float
+    throughput_rps: float
+    mean_ms: Milliseconds
+    min_ms: Milliseconds
+    max_ms: Milliseconds
+    p50_ms: Milliseconds
+    p90_ms: Milliseconds
+    p95_ms: Milliseconds
+    p99_ms: Milliseconds
+    p99_9_ms: Milliseconds
+    errors_by_kind: dict[str, int] = Field(default_factory=dict)
+
+    def percentile_ms(self, q: float) -> float | None:
+        value: float | None = getattr(self, percentile_field(q))
+        return value
+
+
+class Load(_Model):
+    """Closed loop (users sending back to back) or open loop (arrivals at a rate)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["closed", "open"]
+    users: int | None = None
+    spawn_rate: float | None = None
+    rate: float | None = None
+    arrivals: Literal["constant", "poisson"] = "constant"
+
+    def describe(self) -> str:
+        if self.kind == "closed":
+            return f"closed loop, {self.users} users (spawn {self.spawn_rate or 0:g}/s)"
+        return f"open loop, {self.rate or 0:g} req/s ({self.arrivals} arrivals)"
+
+    def short(self) -> str:
+        if self.kind == "open":
+            return f"{self.rate or 0:g}/s" + (" poisson" if self.arrivals == "poisson" else "")
+        return f"{self.users} users"
+
+
+class Thresholds(_Model):
+    """When a trial is not trusted (each one a reason in the record)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_loadgen_cpu_percent: float = 90.0
+    min_rate_ratio: float = 0.95
+    min_requests: int = 100
+    max_error_rate: float = 0.01
+
+
+class Sweep(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parameter: Literal["users", "rate"]
+    values: tuple[float, ...]
+
+
+class BenchPlan(_Model):
+    """What a bench runs: every load point, for how long, how often, judged how."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scenario: str  # relative to the project folder where it lies inside it
+    loads: tuple[Load, ...]  # one per sweep point
+    duration_s: float
+    warmup_s: float
+    repeat: int
+    processes: int
+    thresholds: Thresholds
+    sweep: Sweep | None = None
+    seed: int = 0
+
+    @property
+    def total_s(self) -> float:
+        return self.warmup_s + self.duration_s
+
+
+class Window(_Model):
+    start: float  # epoch seconds: the end of the warm-up
+    duration_s: float
+
+
+class SecondRow(_Model):
+    """Requests completed in one second of the measured window."""
+
+    t: int
+    requests: int
+    errors: int
+    p50_ms: Milliseconds
+    p99_ms: Milliseconds
+
+
+class ResourceSample(_Model):
+    t: float  # seconds since the load started
+    replicas: list[ReplicaUsage]
+
+
+class ServiceUsage(_Model):
+    cpu_percent_mean: float  # summed over the service's replicas; 100 = one core
+    memory_bytes_peak: int
+
+
+class LoadgenSample(_Model):
+    t: float
+    cpu_percent: list[float]  # per Locust process
+
+
+class GpuDevice(_Model):
+    index: int
+    name: str
+    utilization_percent: float
+    memory_used_bytes: int
+    memory_total_bytes: int
+    power_watts: float | None
+
+
+class GpuSample(_Model):
+    t: float
+    devices: list[GpuDevice]
+    memory_by_service: dict[str, int]
+
+
+class Trial(_Model):
+    index: int
+    status: Literal["complete", "interrupted"]
+    valid: bool
+    reasons: list[str]
+    window: Window
+    scheduled_requests: float | None = None
+    late_sends: int = 0
+    dropped_arrivals: int = 0
+    loadgen_cpu_percent: float
+    stats: dict[str, EndpointStats]
+    per_second: list[SecondRow]
+    latencies: Latencies
+    resources: list[ResourceSample]
+    resources_summary: dict[str, ServiceUsage]
+    loadgen: list[LoadgenSample]
+    gpu: list[GpuSample]
+    locust_exit_code: int | None = None
+
+    @property
+    def total(self) -> EndpointStats:
+        return self.stats[ALL]
+
+    @property
+    def completed(self) -> float:
+        """Requests completed inside the measured window."""
+        return self.total.throughput_rps * self.window.duration_s
+
+
+class Point(_Model):
+    """One load point: its trials and the figures pooled over them."""
+
+    load: Load
+    load_description: str
+    summary: dict[str, EndpointStats] = Field(default_factory=dict)
+    valid: bool = True
+    trials: list[Trial] = Field(default_factory=list)
+
+    @property
+    def total(self) -> EndpointStats:
+        return self.summary[ALL]
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The endpoints measured, without ALL."""
+        return [name for name in self.summary if name != ALL]
+
+
+class GpuInfo(_Model):
+    available: bool
+    reason: str | None = None
+    devices: list[str] = Field(default_factory=list)
+    driver: str | None = None
+
+
+class Environment(_Model):
+    cpu_model: str
+    cpu_cores: int | None
+    memory_bytes: int
+    os: str
+    python: str
+    aiarch: str
+    locust: str | None
+    engine: dict[str, str]
+    gpu: GpuInfo
+    project_git_commit: str | None = None
+
+
+class RunRecord(_Model):
+    """One `aiarch bench`: what was deployed, the plan, the machine, and every load point."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_id: Literal["aiarch.run/2"] = Field(default="aiarch.run/2", alias="schema")
+    id: str
+    created_at: str
+    status: RunStatus
+    project: str
+    architecture: str
+    runtime: str
+    deployment: Deployment
+    config: ProjectConfig
+    plan: BenchPlan
+    environment: Environment
+    points: list[Point] = Field(default_factory=list)
+    valid: bool = False
+    reasons: list[str] = Field(default_factory=list)
+
+    def label(self) -> str:
+        return f"{self.architecture} ({self.id})"
+
+    def shared_settings(self) -> dict[str, list[str]]:
+        """Each environment key a service sets -> its sorted values over the services."""
+        settings: dict[str, set[str]] = {}
+        for service in self.config.services.values():
+            for key, value in service.environment.items():
+                settings.setdefault(key, set()).add(value)
+        return {key: sorted(values) for key, values in settings.items()}
+
+
+def _upgrade_v1(document: dict[str, Any]) -> dict[str, Any]:
+    """aiarch.run/1 -> /2: latencies and their endpoints in one object, the loads in the plan."""
+    document = {**document, "schema": SCHEMA}
+    document.pop("saved_to", None)
+    if not isinstance(document.get("points"), list) or not all(isinstance(p, dict) for p in document["points"]):
+        return document  # validation names what is wrong
+    points: list[dict[str, Any]] = []
+    for point in document["points"]:
+        trials: list[Any] = []
+        for trial in point.get("trials") or []:
+            if not isinstance(trial, dict):
+                trials.append(trial)
+                continue
+            upgraded = dict(trial)
+            endpoints = upgraded.pop("endpoints_of_latencies", None) or {}
+            encoded = upgraded.pop("latencies_us", None)
+            try:
+                codes = np.frombuffer(bytes.fromhex(endpoints.get("indexes", "")), dtype="<u2")
+            except (ValueError, TypeError, AttributeError):
+                where = f"points.{len(points)}.trials.{len(trials)}.endpoints_of_latencies.indexes"
+                raise ValueError(f"{where}: is not hex of uint16 endpoint codes") from None
+            upgraded["latencies"] = {"microseconds": encoded, "endpoint_names": endpoints.get("names"), "endpoint_codes": codes}
+            trials.append(upgraded)
+        points.append({**point, "trials": trials})
+    document["points"] = points
+    plan = document.get("plan")
+    if isinstance(plan, dict):
+        sweep = plan.get("sweep")
+        document["plan"] = {
+            **plan,
+            "loads": [p.get("load") for p in points],
+            "sweep": sweep and {"parameter": sweep.get("parameter"), "values": sweep.get("values")},
+        }
+    return document
+
+
+def parse_run(document: Any, source: str) -> RunRecord:
+    """Validate a decoded JSON document as a run record; any problem is one UserInputError."""
+    if not isinstance(document, dict) or "schema" not in document:
+        found = document.get("schema") if isinstance(document, dict) else type(document).__name__
+        raise UserInputError(f"{source} is not an aiarch run record (schema {found!r}, expected {SCHEMA!r})")
+    schema = document["schema"]
+    if schema not in READABLE_SCHEMAS:
+        raise UserInputError(
+            f"{source} is a run record of schema {schema!r}, which this aiarch does not read "
+            f"(it reads {', '.join(READABLE_SCHEMAS)})",
+            hint="use the aiarch version that wrote it",
+        )
+    try:
+        if schema == "aiarch.run/1":
+            document = _upgrade_v1(document)
+        return RunRecord.model_validate(document)
+    except (ValidationError, ValueError, TypeError, AttributeError) as error:
+        problem = describe_validation_error(error, limit=4) if isinstance(error, ValidationError) else str(error)
+        raise UserInputError(
+            f"{source} is a damaged run record: {problem}",
+            hint="it cannot be used; `aiarch runs` lists the readable ones",
+        ) from None
+
+
+def load_run(path: Path) -> RunRecord:
+    """The run record at PATH, validated (older schemas upgraded), latencies decoded."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserInputError(f"cannot read run record {path}: {error}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise UserInputError(f"{path} is not a readable run record (corrupt JSON: {error})") from None
+    return parse_run(document, str(path))
+
+
+def save_run(project_dir: Path, record: RunRecord) -> Path:
+    path = runs_dir(project_dir) / f"{record.id}.json"
+    write_json_atomic(path, record.model_dump(mode="json", by_alias=True))
+    return path
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One line of `aiarch runs`."""
+
+    id: str
+    created_at: str
+    architecture: str
+    runtime: str
+    load: str
+    throughput_rps: float | None
+    p50_ms: float | None
+    p99_ms: float | None
+    error_rate: float | None
+    valid: bool
+    status: RunStatus
+    reasons: tuple[str, ...]
+    path: Path
+
+    @classmethod
+    def of(cls, record: RunRecord, path: Path) -> RunSummary:
+        total = record.points[-1].summary.get(ALL) if record.points else None
+        loads = [point.load.short() for point in record.points]
+        return cls(
+            id=record.id,
+            created_at=record.created_at,
+            architecture=record.architecture,
+            runtime=record.runtime,
+            load=loads[0] if len(loads) == 1 else f"{loads[0]}..{loads[-1]}" if loads else "-",
+            throughput_rps=total.throughput_rps if total else None,
+            p50_ms=total.p50_ms if total else None,
+            p99_ms=total.p99_ms if total else None,
+            error_rate=total.error_rate if total else None,
+            valid=record.valid,
+            status=record.status,
+            reasons=tuple(record.reasons),
+            path=path,
+        )
+
+
+def list_runs(project_dir: Path) -> list[RunSummary]:
+    """Every readable run record of the project, oldest first; other JSON files are skipped."""
+    if not (project_dir / "aiarch.yaml").is_file() and not runs_dir(project_dir).is_dir():
+        raise UserInputError(f"no aiarch.yaml in {project_dir}", hint="run the command inside a project, or pass --project")
+    summaries = []
+    for path in sorted(runs_dir(project_dir).glob("*.json")):
+        try:
+            summaries.append(RunSummary.of(load_run(path), path))
+        except UserInputError:
+            continue
+    return sorted(summaries, key=lambda summary: summary.created_at)
+
+
+def json_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = RunRecord.model_json_schema(by_alias=True, mode="serialization")
+    schema["title"] = f"aiarch run record ({SCHEMA})"
+    return schema
+
+
+if __name__ == "__main__":
+    pass

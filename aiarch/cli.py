@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from aiarch import __version__
-from aiarch.errors import AiarchError, UserInputError
+from aiarch.errors import AiarchError, UserInputError, interrupted_exit_code
 
 app = typer.Typer(
     name="aiarch",
@@ -29,19 +29,23 @@ app = typer.Typer(
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn the errors a user can act on into one line on stderr and an exit code."""
+    """Turn the errors a user can act on into one line on stderr and an exit code; SIGTERM
+    interrupts the command as Ctrl-C does (same clean-up), with exit code 143 instead of 130."""
+    from aiarch.signals import sigterm_as_interrupt
+
     try:
-        yield
+        with sigterm_as_interrupt():
+            yield
     except AiarchError as error:
         from aiarch import terminal
 
         terminal.show_error(error)
         raise typer.Exit(error.exit_code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
         from aiarch import terminal
 
         terminal.show_interrupted()
-        raise typer.Exit(130) from None
+        raise typer.Exit(interrupted_exit_code(interruption)) from None
 
 
 def _show_version(value: bool) -> None:
@@ -64,7 +68,8 @@ def _root(
 ) -> None:
     """Monolith or microservices for your AI app? Scaffold both, deploy, load-test, compare.
 
-    Exit codes: 0 success, 1 the work failed, 2 bad input, 130 interrupted.
+    Exit codes: 0 success, 1 the work failed, 2 bad input, 130 interrupted (Ctrl-C),
+    143 terminated (SIGTERM).
     """
 
 
@@ -187,11 +192,8 @@ def logs(
     with _user_errors():
         from aiarch import runtime as runtimes
 
-        try:
-            for line in runtimes.logs(project, service, tail, follow):
-                typer.echo(line)
-        except KeyboardInterrupt:
-            return
+        for line in runtimes.logs(project, service, tail, follow):
+            typer.echo(line)
 
 
 @app.command()

@@ -119,17 +119,17 @@ class Resources(_Model):
 class Service(_Model):
     """One deployable unit. Each dependency's address reaches it as ``<NAME>_URL``."""
 
-    build: Build
+    build: Build | None = None  # required on Docker; the local runtime runs `command`
     # Run from the project folder by the local-process runtime; "python" means the current
     # interpreter. The Docker runtime uses the image's own CMD.
     command: list[str] = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
+    port: int = Field(ge=1, le=65535, strict=True)  # where it listens in a container (env PORT)
     health_path: str = Field(default="/healthz", pattern=r"^/")
     readiness_path: str = Field(default="/readyz", pattern=r"^/")
     entrypoint: bool = False
-    replicas: int = Field(default=1, ge=1, le=64)
+    replicas: int = Field(default=1, ge=1, le=64, strict=True)
     resources: Resources = Field(default_factory=Resources)
-    gpus: int = Field(default=0, ge=0)
+    gpus: int = Field(default=0, ge=0, strict=True)
     environment: dict[str, str] = Field(default_factory=dict)
     depends_on: list[str] = Field(default_factory=list)
 
@@ -166,7 +166,7 @@ class BenchDefaults(_Model):
     """What `aiarch bench` does when no flag says otherwise."""
 
     scenario: str = "locustfile.py"
-    users: int = Field(default=16, ge=1)
+    users: int = Field(default=16, ge=1, strict=True)
     spawn_rate: float = Field(default=16.0, gt=0)
     duration: Duration = 30.0
     warmup: Duration = 5.0
@@ -204,6 +204,12 @@ class ProjectConfig(_Model):
         if len(entrypoints) != 1:
             found = ", ".join(entrypoints) or "none"
             raise ValueError(f"services: exactly one service needs `entrypoint: true` (found: {found})")
+        if self.services[entrypoints[0]].replicas > 1:
+            # Nothing would balance the outside traffic: every request would reach replica 0.
+            raise ValueError(
+                f"services.{entrypoints[0]}.replicas: the entry service runs one replica (no load balancer "
+                "spreads outside traffic yet); scale the services behind it"
+            )
         for name, service in self.services.items():
             for dependency in service.depends_on:
                 if dependency not in self.services:
@@ -304,6 +310,21 @@ def parse_config(document: Any, source: str = CONFIG_FILENAME) -> ProjectConfig:
         ) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (the last would silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (each key may appear once)", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(project: Path) -> ProjectConfig:
     """Read and validate PROJECT/aiarch.yaml (or the file itself when given one)."""
     path = project if project.is_file() else project / CONFIG_FILENAME
@@ -317,7 +338,7 @@ def load_config(project: Path) -> ProjectConfig:
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read {path}: {error}") from None
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiarch.bench import BenchOptions, LiveView, bench
+from aiarch.bench import BenchInterrupted, BenchOptions, LiveView, bench
 from aiarch.compare import Comparison, compare
 from aiarch.errors import UserInputError
 from aiarch.runtime import down, select_runtime, up
@@ -65,6 +65,9 @@ def run_demo(
                 project, BenchOptions(users=users, duration_s=duration_s, warmup_s=warmup_s, repeat=repeat), on_progress
             )
             runs.append(str(path))
+        except BenchInterrupted as stopped:
+            # Not the bench's "the deployment is still running": the demo takes it down below.
+            raise stopped.interruption from None
         finally:
             step(f"aiarch down ({arch})")
             down(project)

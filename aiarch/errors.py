@@ -5,6 +5,7 @@ Exit codes (documented in README.md):
     1  the work failed (a service did not start, a run could not complete)
     2  bad input: flags, names, paths, aiarch.yaml
     130  interrupted (Ctrl-C); what was started has been cleaned up
+    143  terminated (SIGTERM); the same clean-up as Ctrl-C
 """
 
 from __future__ import annotations
@@ -32,3 +33,17 @@ class UserInputError(AiarchError):
 
 class ConfigError(UserInputError):
     """aiarch.yaml is missing, unreadable or invalid; the message names the field path."""
+
+
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+TERMINATED_EXIT_CODE = 143  # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so that every clean-up path written
+    for Ctrl-C runs for it too; only the exit code differs (143)."""
+
+
+def interrupted_exit_code(interruption: BaseException) -> int:
+    """143 for SIGTERM (`Terminated`), 130 for Ctrl-C."""
+    return TERMINATED_EXIT_CODE if isinstance(interruption, Terminated) else INTERRUPTED_EXIT_CODE

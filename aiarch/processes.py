@@ -2,6 +2,8 @@
 process group, and sampling the CPU and memory of a process and its descendants.
 
     stop_process_group(popen)                 # SIGINT, then SIGTERM, then SIGKILL, each waited for
+    stop_group_members(pgid, belongs)         # the whole group, even after its leader exited
+    group_members(pgid, belongs)              # its live members now
     sampler = ProcessTreeSampler(popen.pid)
     sampler.sample()                          # starts each process's CPU interval
     time.sleep(1.0)
@@ -13,7 +15,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +28,8 @@ __all__ = [
     "ProcessTreeSampler",
     "ProcessUsage",
     "TreeUsage",
+    "group_members",
+    "stop_group_members",
     "stop_process_group",
 ]
 
@@ -63,6 +68,66 @@ def stop_process_group(
             return
         if _exited_within(process, wait_s):
             return
+
+
+def stop_group_members(
+    group: int,
+    belongs: Callable[[psutil.Process], bool],
+    signals: StopSignals = TERMINATE_THEN_KILL,
+) -> list[psutil.Process]:
+    """Signal process group GROUP with each of SIGNALS in turn until none of its members is left.
+
+    Unlike `stop_process_group`, it waits for every member, and works after the group's leader
+    exited (a command that started its server in the background and returned). Only a group
+    with a live member for which BELONGS is true is signalled: while such a member lives, the
+    group's id cannot be taken by another group. Returns the members found at first (empty:
+    nothing of ours ran there, nothing was signalled). aiarch's own group is never signalled.
+    """
+    if group <= 1 or group == os.getpgrp():
+        return []
+    found = group_members(group, belongs)
+    if not found:
+        return []
+    for sig, wait_s in signals:
+        try:
+            os.killpg(group, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        if _left_within(group, belongs, wait_s):
+            break
+    return found
+
+
+def _left_within(group: int, belongs: Callable[[psutil.Process], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while group_members(group, belongs):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def group_members(group: int, belongs: Callable[[psutil.Process], bool]) -> list[psutil.Process]:
+    """The live members of process group GROUP that BELONG (exited ones are reaped when ours)."""
+    members = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) != group or _exited(process) or not belongs(process):
+                continue
+        except (OSError, psutil.Error):  # gone since it was listed, or not ours to inspect
+            continue
+        members.append(process)
+    return members
+
+
+def _exited(process: psutil.Process) -> bool:
+    if process.status() != psutil.STATUS_ZOMBIE:
+        return False
+    try:
+        process.wait(timeout=0)  # reaps it when it is our child; another's zombie stays theirs
+    except (psutil.TimeoutExpired, psutil.NoSuchProcess):
+        pass
+    return True
 
 
 def _exited_within(process: subprocess.Popen[Any] | psutil.Process, timeout_s: float) -> bool:

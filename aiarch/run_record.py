@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import math
+import sys
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -451,6 +452,29 @@ def save_run(project_dir: Path, record: RunRecord) -> Path:
     return path
 
 
+class _ListedPoint(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    load: Load
+    summary: dict[str, EndpointStats] = Field(default_factory=dict)
+
+
+class _ListedRun(BaseModel):
+    """What `aiarch runs` shows of a record: its trials (and their latencies) are not read."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    schema_id: str = Field(alias="schema")
+    id: str
+    created_at: str
+    status: RunStatus
+    architecture: str
+    runtime: str
+    valid: bool = False
+    reasons: list[str] = Field(default_factory=list)
+    points: list[_ListedPoint] = Field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """One line of `aiarch runs`."""
@@ -470,7 +494,7 @@ class RunSummary:
     path: Path
 
     @classmethod
-    def of(cls, record: RunRecord, path: Path) -> RunSummary:
+    def of(cls, record: RunRecord | _ListedRun, path: Path) -> RunSummary:
         total = record.points[-1].summary.get(ALL) if record.points else None
         loads = [point.load.short() for point in record.points]
         return cls(
@@ -497,9 +521,11 @@ def list_runs(project_dir: Path) -> list[RunSummary]:
     summaries = []
     for path in sorted(runs_dir(project_dir).glob("*.json")):
         try:
-            summaries.append(RunSummary.of(load_run(path), path))
-        except UserInputError:
+            listed = _ListedRun.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError):
             continue
+        if listed.schema_id in READABLE_SCHEMAS:
+            summaries.append(RunSummary.of(listed, path))
     return sorted(summaries, key=lambda summary: summary.created_at)
 
 
@@ -510,4 +536,4 @@ def json_schema() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    pass
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")

@@ -168,6 +168,8 @@ def show_status(report: StatusReport) -> None:
         return
     deployment = report.deployment
     title = f"{deployment.project} ({deployment.architecture}) on {deployment.runtime}" if deployment else "leftovers"
+    if deployment is not None and deployment.state == "starting":
+        title += " [yellow](starting: `aiarch up` did not finish; `aiarch down` removes it)[/]"
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("replica", "state", "health", "endpoint", "CPU %", "memory"):
         table.add_column(column, justify="right" if column in ("CPU %", "memory") else "left", no_wrap=True)
@@ -188,9 +190,10 @@ def _bench_text(view: LiveView) -> str:
     phase = "warming up" if view.warming_up else "measuring"
     p50 = "-" if view.p50_ms is None else f"{view.p50_ms:.1f}"
     p99 = "-" if view.p99_ms is None else f"{view.p99_ms:.1f}"
-    remaining = max(0.0, view.total_s - view.elapsed_s)
+    elapsed = min(view.elapsed_s, view.total_s)  # Locust's cool-down after the window is not the run's
+    remaining = view.total_s - elapsed
     return (
-        f"{view.trial} | {view.load} | {phase} {view.elapsed_s:4.0f}/{view.total_s:.0f} s "
+        f"{view.trial} | {view.load} | {phase} {elapsed:4.0f}/{view.total_s:.0f} s "
         f"({remaining:.0f} s left) | {view.rps:6.0f} req/s | p50 {p50} ms  p99 {p99} ms | "
         f"errors {view.errors} | load generator CPU {view.loadgen_cpu_percent:.0f}%"
     )
@@ -238,7 +241,7 @@ def show_run(record: RunRecord, path: Path | None) -> None:
             title=f"{escape(point.load_description)} [dim](latency in ms)[/]", title_justify="left",
             box=box.SIMPLE_HEAD, padding=(0, 1),
         )  # fmt: skip
-        table.add_column("endpoint", no_wrap=True, overflow="ellipsis", max_width=22)
+        table.add_column("endpoint", overflow="fold", max_width=24)
         for column in ("requests", "req/s", "p50", "p90", "p99", "p99.9", "max", "errors"):
             table.add_column(column, justify="right", no_wrap=True)
         for name in [ALL, *point.endpoints]:
@@ -282,14 +285,14 @@ def show_runs(summaries: list[RunSummary]) -> None:
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False, caption="latency in ms")
     table.add_column("run", no_wrap=True, min_width=20)
     table.add_column("valid", no_wrap=True, min_width=7)
-    table.add_column("architecture", no_wrap=True, overflow="ellipsis")
-    table.add_column("load", no_wrap=True, overflow="ellipsis")
+    table.add_column("architecture", overflow="fold")
+    table.add_column("load", overflow="fold")
     for column in ("req/s", "p50", "p99", "errors"):
         table.add_column(column, justify="right", no_wrap=True)
     for run in summaries:
         valid = "[green]valid[/]" if run.valid else "[red]invalid[/]"
-        if run.status == "interrupted":
-            valid = "[yellow]interrupted[/]"
+        if run.status in ("interrupted", "failed"):
+            valid = f"[yellow]{run.status}[/]"
         table.add_row(
             run.id,
             valid,
@@ -306,27 +309,47 @@ def show_runs(summaries: list[RunSummary]) -> None:
 def show_comparison(comparison: Comparison) -> None:
     from rich.table import Table
 
-    from aiarch.compare.report import DIFFERENCE_HEADER, difference_rows, side_by_side
+    from aiarch.compare.report import difference_rows, side_by_side
 
     header, rows = side_by_side(comparison)
-    table = Table(title="Side by side", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title="Side by side", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
     for index, column in enumerate(header):
-        table.add_column(escape(column), justify="left" if index == 0 else "right")
+        # Folded, never cut: an id or a figure is read whole or not at all.
+        table.add_column(escape(column), justify="left" if index == 0 else "right", overflow="fold")
     for row in rows:
         cells = [f"[red]{escape(cell)}[/]" if warn else escape(cell) for cell, warn in zip(row.cells, row.warnings, strict=False)]
         table.add_row(escape(row.label), *cells)
     out.print(table)
-    differences = Table(
-        title=f"Against the baseline {comparison.baseline.id} (95% bootstrap CI)", title_justify="left", box=box.SIMPLE_HEAD
-    )
-    for column in DIFFERENCE_HEADER:
-        differences.add_column(column)
-    for difference in difference_rows(comparison):
-        cells = [escape(cell) for cell in difference.cells()]
-        if not difference.significant:
-            cells[-1] = f"[dim]{cells[-1]}[/]"
-        differences.add_row(*cells)
-    out.print(differences)
+    baseline = comparison.baseline
+    for run in comparison.runs:
+        if run is baseline:
+            continue
+        differences = Table(
+            title=f"{escape(run.label)} against the baseline {escape(baseline.label)} (95% bootstrap CI)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            padding=(0, 1),
+            collapse_padding=True,
+            pad_edge=False,
+            caption="latency in ms; differs: the 95% interval excludes 0",
+        )
+        differences.add_column("metric", overflow="fold", min_width=12)
+        for column in ("baseline", "run", "difference", "95% CI", "differs"):
+            differences.add_column(column, justify="right", no_wrap=True)
+        for difference in difference_rows(comparison):
+            if difference.run != run.id:
+                continue
+            d = difference.value
+            style = "bold" if d.significant else "dim"
+            differences.add_row(
+                escape(difference.label),
+                f"{d.baseline:,.2f}",
+                f"{d.candidate:,.2f}",
+                f"{d.difference:+,.2f}" + ("" if d.relative is None else f" {d.relative:+.0%}"),
+                f"[{d.low:+,.2f}, {d.high:+,.2f}]",
+                f"[{style}]{'yes' if d.significant else 'no'}[/]",
+            )
+        out.print(differences)
     scorecard = Table(title="Scorecard of the claims", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("claim", "figure", "verdict"):
         scorecard.add_column(column, ratio=1)

@@ -12,22 +12,31 @@ from aiarch.bench.gpu import GpuSampler
 from aiarch.bench.load import BenchOptions, plan
 from aiarch.bench.runner import LiveView, run_trial
 from aiarch.bench.trials import analyse_trial, pool
-from aiarch.errors import AiarchError, UserInputError
+from aiarch.errors import AiarchError, UserInputError, interrupted_exit_code
 from aiarch.ids import new_id, utc_now_iso
 from aiarch.run_record import GpuInfo, Point, RunRecord, save_run
 from aiarch.runtime.base import Deployment, Project, http_probe, load_deployment
 
 
 class BenchInterrupted(AiarchError):
-    """Ctrl-C: the load stopped, what was measured is saved, the deployment keeps running."""
+    """Ctrl-C or SIGTERM: the load stopped, what was measured is saved, the deployment keeps
+    running. INTERRUPTION is what stopped it (KeyboardInterrupt, or Terminated: exit 143)."""
 
-    exit_code = 130
+    def __init__(self, message: str, hint: str | None, interruption: KeyboardInterrupt) -> None:
+        super().__init__(message, hint)
+        self.interruption = interruption
+        self.exit_code = interrupted_exit_code(interruption)
 
 
 def _target(project: Project) -> Deployment:
     deployment = load_deployment(project)
     if deployment is None:
         raise UserInputError(f"{project.config.name} is not up: nothing to load-test", hint="run `aiarch up` first")
+    if deployment.state != "ready":
+        raise UserInputError(
+            f"{project.config.name} is not ready: its `aiarch up` is still waiting for the services, or was stopped",
+            hint="wait for `aiarch up` to finish, or run `aiarch down` and `aiarch up` again",
+        )
     service = project.config.services.get(deployment.entry_service)
     path = service.health_path if service else "/"
     reason = http_probe(f"{deployment.entry_url}{path}")
@@ -67,7 +76,7 @@ def bench(
     )
     entry_environment = project.config.services[deployment.entry_service].environment
     probe = runtime.usage_probe(deployment)
-    interrupted = False
+    interruption: KeyboardInterrupt | None = None
     failure: str | None = None
     path: Path | None = None
     try:
@@ -84,10 +93,10 @@ def bench(
                     point.trials.append(analyse_trial(outcome, bench_plan, load, trial_index))
                     point.summary = pool(point.trials)
                     point.valid = all(trial.valid for trial in point.trials)
-                    if outcome.interrupted:
-                        raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        interrupted = True
+                    if outcome.interruption is not None:
+                        raise outcome.interruption
+    except KeyboardInterrupt as stopped:
+        interruption = stopped
     except BaseException as error:
         failure = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
         raise
@@ -95,21 +104,22 @@ def bench(
         probe.close()
         gpu.close()
         record.points = [point for point in record.points if point.trials]
-        record.status = "failed" if failure else "interrupted" if interrupted else "complete"
+        record.status = "failed" if failure else "interrupted" if interruption is not None else "complete"
         reasons = sorted({reason for point in record.points for trial in point.trials for reason in trial.reasons})
         if failure:
             reasons.append(f"aborted: {failure.splitlines()[0]}")
-        if interrupted and not any("interrupted" in reason for reason in reasons):
+        if interruption is not None and not any("interrupted" in reason for reason in reasons):
             reasons.append("interrupted before the end of the run")
         if not record.points:
             reasons.append("nothing was measured")
         record.reasons = reasons
         record.valid = not reasons
-        if record.points or interrupted:
+        if record.points or interruption is not None:
             path = save_run(project.path, record)
-    if interrupted:
+    if interruption is not None:
         raise BenchInterrupted(
             f"interrupted: the load stopped; what was measured is saved in {path}",
             hint="the deployment is still running (`aiarch down` to remove it)",
+            interruption=interruption,
         )
     return record, path

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import numpy as np
 
 from aiarch.bench.gpu import GpuSampler, attribute_processes
 from aiarch.bench.stats import Sample
-from aiarch.errors import AiarchError
+from aiarch.errors import AiarchError, UserInputError
 from aiarch.processes import ProcessTreeSampler, stop_process_group
 from aiarch.run_record import BenchPlan, GpuSample, Load, LoadgenSample, ResourceSample
 from aiarch.runtime.base import UsageProbe
@@ -51,9 +52,13 @@ class TrialOutcome:
     loadgen: list[LoadgenSample] = field(default_factory=list)
     resources: list[ResourceSample] = field(default_factory=list)
     gpu: list[GpuSample] = field(default_factory=list)
-    interrupted: bool = False
+    interruption: KeyboardInterrupt | None = None  # Ctrl-C, or SIGTERM (Terminated)
     exit_code: int | None = None
     log: Path | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.interruption is not None
 
 
 class _SampleTail:
@@ -145,6 +150,11 @@ def run_trial(
     env.pop("AIARCH_OPEN_RATE", None)
     if load.kind == "open":
         env.update(AIARCH_OPEN_RATE=f"{load.rate or 0:g}", AIARCH_ARRIVALS=load.arrivals)
+    tail = _SampleTail(folder)
+    samples: list[Sample] = []
+    outcome = TrialOutcome(samples=samples, started_at=time.time(), log=log)
+    launched = time.time()
+    deadline = time.monotonic() + plan.total_s + COOLDOWN_S + 60
     with log.open("wb") as stream:
         process = subprocess.Popen(
             locust_command(plan, load, url),
@@ -155,13 +165,8 @@ def run_trial(
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches aiarch, which stops Locust itself
         )
-    tail = _SampleTail(folder)
-    samples: list[Sample] = []
-    outcome = TrialOutcome(samples=samples, started_at=time.time(), log=log)
-    launched = time.time()
-    deadline = time.monotonic() + plan.total_s + COOLDOWN_S + 60
-    loadgen_sampler = ProcessTreeSampler(process.pid)
     try:
+        loadgen_sampler = ProcessTreeSampler(process.pid)
         while process.poll() is None:
             time.sleep(1.0)
             samples.extend(tail.read())
@@ -184,8 +189,8 @@ def run_trial(
             if time.monotonic() > deadline:
                 stop_process_group(process)
                 raise AiarchError(f"Locust did not stop after its run time; see {log}")
-    except KeyboardInterrupt:
-        outcome.interrupted = True
+    except KeyboardInterrupt as interruption:
+        outcome.interruption = interruption
     finally:
         if process.poll() is None:  # interrupted, or any error above: never leave load running
             stop_process_group(process)
@@ -195,11 +200,41 @@ def run_trial(
     outcome.late_sends = tail.late
     outcome.dropped = tail.dropped
     if not samples and not outcome.interrupted:
-        raise AiarchError(
-            f"Locust sent no request (exit status {outcome.exit_code}); last lines of its log:\n{log_tail(log, 15)}",
-            hint="check the scenario file and that the deployment answers",
-        )
+        raise _no_request_error(log, outcome.exit_code, project_dir / plan.scenario)
     return outcome
+
+
+# Locust's own words when the scenario holds no user class, and the plugin's in open loop.
+_NO_USER_CLASS = ("No User class found", "the scenario defines no User class")
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt)\b(?::.*)?$")
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)')
+
+
+def _no_request_error(log: Path, exit_code: int | None, scenario: Path) -> AiarchError:
+    """Why Locust sent nothing, cause first: the scenario's exception or missing user class (the
+    user's to fix: UserInputError), else the last exception in Locust's log; then its last lines."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    tail = f"Locust sent no request (exit status {exit_code}); last lines of its log:\n{log_tail(log, 15)}"
+    hint = "fix the scenario file (--scenario, or bench.scenario in aiarch.yaml)"
+    name = scenario.name
+    if any(marker in line for line in lines for marker in _NO_USER_CLASS):
+        return UserInputError(
+            f"scenario {name}: no Locust User class found (define a class that extends HttpUser, FastHttpUser or User)\n{tail}",
+            hint=hint,
+        )
+    index = next((i for i in range(len(lines) - 1, -1, -1) if _EXCEPTION_LINE.match(lines[i])), None)
+    if index is None:
+        return AiarchError(tail, hint="check the scenario file and that the deployment answers")
+    exception = lines[index].strip()
+    start = next((i for i in range(index, -1, -1) if lines[i].startswith("Traceback")), 0)
+    paths = {str(scenario), str(scenario.resolve())}
+    where = [m for m in map(_FRAME.match, lines[start:index]) if m and m.group("file") in paths]
+    if where:
+        return UserInputError(f"scenario {name}, line {where[-1].group('line')}: {exception}\n{tail}", hint=hint)
+    return AiarchError(f"Locust failed: {exception}\n{tail}", hint="check the scenario file and that the deployment answers")
 
 
 def _live_view(
@@ -208,7 +243,10 @@ def _live_view(
     elapsed = now - started if started else 0.0
     window_start = (started or now) + plan.warmup_s
     last_second = [s for s in samples[-20000:] if now - 1.0 <= s.end < now]
-    measured = [s.latency_ms for s in samples if s.start >= window_start]
+    window_end = window_start + plan.duration_s
+    # The same window as the trial's statistics: what the live line shows, the table repeats.
+    in_window = [s for s in samples if window_start <= s.start < window_end]
+    measured = [s.latency_ms for s in in_window]
     return LiveView(
         trial=label,
         load=load.describe(),
@@ -218,6 +256,6 @@ def _live_view(
         rps=float(len(last_second)),
         p50_ms=float(np.percentile(measured, 50)) if measured else None,  # partition, not a sort
         p99_ms=float(np.percentile(measured, 99)) if measured else None,
-        errors=sum(1 for s in samples if not s.ok and s.start >= window_start),
+        errors=sum(1 for s in in_window if not s.ok),
         loadgen_cpu_percent=max(loadgen, default=0.0),
     )

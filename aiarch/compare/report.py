@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from aiarch.compare.analysis import RunFigures, trial_latencies
+from aiarch.compare.stats import Difference
 from aiarch.state import write_json_atomic
 
 if TYPE_CHECKING:
@@ -182,33 +183,40 @@ def side_by_side(comparison: Comparison) -> tuple[list[str], list[TableRow]]:
 
 @dataclass(frozen=True)
 class DifferenceRow:
+    """One difference against the baseline: which run, which metric, the figures."""
+
     run: str
-    metric: str
-    change: str  # baseline -> run
-    difference: str
-    interval: str
-    significant: bool
+    metric: str  # as in report.json: "throughput_rps", "p50_ms", "p50_ms /recommend"
+    value: Difference
 
     @property
-    def reading(self) -> str:
-        return "significant" if self.significant else "no significant difference"
+    def significant(self) -> bool:
+        return self.value.significant
+
+    @property
+    def label(self) -> str:
+        """The metric as a person reads it: "req/s", "p50", "p50 /recommend"."""
+        return self.metric.replace("throughput_rps", "req/s").replace("_ms", "")
 
     def cells(self) -> list[str]:
-        return [self.run, self.metric, self.change, self.difference, self.interval, self.reading]
+        d = self.value
+        relative = "" if d.relative is None else f" ({d.relative:+.1%})"
+        return [
+            self.run,
+            self.metric,
+            f"{d.baseline:.2f} -> {d.candidate:.2f}",
+            f"{d.difference:+.2f}{relative}",
+            f"[{d.low:+.2f}, {d.high:+.2f}]",
+            "significant" if d.significant else "no significant difference",
+        ]
 
 
 def difference_rows(comparison: Comparison) -> list[DifferenceRow]:
-    rows = []
-    for run_id, differences in comparison.differences.items():
-        for metric, d in differences.rows():
-            relative = "" if d.relative is None else f" ({d.relative:+.1%})"
-            rows.append(
-                DifferenceRow(
-                    run_id, metric, f"{d.baseline:.2f} -> {d.candidate:.2f}", f"{d.difference:+.2f}{relative}",
-                    f"[{d.low:+.2f}, {d.high:+.2f}]", d.significant,
-                )
-            )  # fmt: skip
-    return rows
+    return [
+        DifferenceRow(run_id, metric, difference)
+        for run_id, differences in comparison.differences.items()
+        for metric, difference in differences.rows()
+    ]
 
 
 DIFFERENCE_HEADER = ["run", "metric", "baseline -> run", "difference", "95% CI", "reading"]

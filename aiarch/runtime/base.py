@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -84,6 +84,9 @@ class Deployment:
     build_s: float | None = None
     cold_start_s: float = 0.0  # from the first service start to every service ready
     schema: int = DEPLOYMENT_SCHEMA
+    # "starting" while `up` waits for readiness (or was stopped then): what it started so far is
+    # recorded, so `down` finds it after any crash; "ready" once every replica is ready.
+    state: str = "ready"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,9 +187,24 @@ def new_deployment(
     STARTED_AT is `time.monotonic()` when the first service started: the cold start runs from
     there to now. The entry URL is the entry replica's published URL, else its address.
     """
-    cold_start_s = time.monotonic() - started_at
+    return replace(
+        starting_deployment(project, deployment_id, runtime, replicas, network=network),
+        state="ready",
+        images=tuple(images),
+        build_s=None if build_s is None else round(build_s, 3),
+        cold_start_s=round(time.monotonic() - started_at, 3),
+    )
+
+
+def starting_deployment(
+    project: Project, deployment_id: str, runtime: str, replicas: Sequence[Replica], *, network: str | None = None
+) -> Deployment:
+    """The record `up` saves as each replica starts, before any is ready (state "starting").
+
+    The entry URL is empty until the entry replica has started.
+    """
     entry_service, _ = project.config.entrypoint
-    entry = next(r for r in replicas if r.service == entry_service)
+    entry = next((r for r in replicas if r.service == entry_service), None)
     return Deployment(
         id=deployment_id,
         project=project.config.name,
@@ -195,12 +213,10 @@ def new_deployment(
         project_dir=str(project.path),
         created_at=utc_now_iso(),
         entry_service=entry_service,
-        entry_url=entry.url or f"http://{entry.address}",
+        entry_url="" if entry is None else entry.url or f"http://{entry.address}",
         replicas=tuple(replicas),
-        images=tuple(images),
         network=network,
-        build_s=None if build_s is None else round(build_s, 3),
-        cold_start_s=round(cold_start_s, 3),
+        state="starting",
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiarch.config import ProjectConfig
-from aiarch.errors import AiarchError, UserInputError
+from aiarch.errors import UserInputError
 from aiarch.runtime.base import (
     Deployment,
     DownReport,
@@ -21,7 +21,6 @@ from aiarch.runtime.base import (
     Runtime,
     SilentReporter,
     UpOptions,
-    forget_deployment,
     load_deployment,
 )
 
@@ -60,6 +59,20 @@ def _checked_replicas(replicas: Mapping[str, int], config: ProjectConfig) -> dic
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_REPLICAS:
             raise UserInputError(f"--replicas {name}={count}: N must be between 1 and {MAX_REPLICAS}")
     return dict(replicas)
+
+
+def _check_one_entry_replica(config: ProjectConfig, options: UpOptions) -> None:
+    """The entry service runs one replica: nothing balances the outside traffic yet, so a second
+    replica would never get a request."""
+    entry_name, entry = config.entrypoint
+    count = options.replicas_of(entry_name, entry)
+    if count > 1:
+        behind = [name for name in config.services if name != entry_name]
+        raise UserInputError(
+            f"--replicas {entry_name}={count}: the entry service {entry_name} runs one replica "
+            "(no load balancer spreads the outside traffic yet, so the others would get no request)",
+            hint=f"scale the services behind it, e.g. --replicas {behind[0]}=2" if behind else "leave out --replicas",
+        )
 
 
 def select_runtime(requested: str | None) -> tuple[Runtime, str | None]:
@@ -131,6 +144,7 @@ def up(
         rebuild=rebuild,
         ready_timeout_s=ready_timeout_s,
     )
+    _check_one_entry_replica(project.config, options)
     chosen, notice = select_runtime(runtime)
     existing = load_deployment(project)
     if existing is not None and existing.runtime != chosen.name and runtime_for(existing).status(project):
@@ -151,11 +165,8 @@ def down(project_dir: Path, remove_images: bool = False) -> DownReport:
     from aiarch.runtime.local import LocalRuntime
 
     project = Project.load(project_dir)
-    try:
-        removed = list(LocalRuntime().down(project).removed)
-    except AiarchError:  # an unreadable record: forget it, labels still find Docker leftovers
-        forget_deployment(project)
-        removed = ["unreadable .aiarch/deployment.json"]
+    # Process records and labels find what runs even when deployment.json is damaged or missing.
+    removed = list(LocalRuntime().down(project).removed)
     try:
         removed += DockerRuntime(connect()).down(project, remove_images).removed
     except EngineUnavailable:

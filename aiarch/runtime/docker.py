@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from aiarch.config import Service
+from aiarch.config import Build, Service
 from aiarch.errors import AiarchError, UserInputError
 from aiarch.ids import new_id
 from aiarch.runtime.base import (
@@ -36,6 +36,7 @@ from aiarch.runtime.base import (
     http_probe,
     new_deployment,
     save_deployment,
+    starting_deployment,
     wait_until_ready,
 )
 
@@ -128,8 +129,18 @@ def build_arguments(project: Project, name: str, environ: dict[str, str]) -> dic
                 hint="give only the CA certificate(s) your proxy or mirror needs",
             )
         arguments["CA_BUNDLE_PEM"] = pem
-    arguments.update(project.config.services[name].build.args)
+    arguments.update(_build_of(name, project.config.services[name]).args)
     return arguments
+
+
+def _build_of(name: str, service: Service) -> Build:
+    """SERVICE's `build:`, which the Docker runtime needs (the local runtime runs `command`)."""
+    if service.build is None:
+        raise UserInputError(
+            f"services.{name}.build: required on the docker runtime",
+            hint="the local runtime runs `command` instead; add build: {context, dockerfile}",
+        )
+    return service.build
 
 
 def _labels(project: Project, **extra: str) -> dict[str, str]:
@@ -159,6 +170,8 @@ class DockerRuntime:
     # -- up ---------------------------------------------------------------------------------
     def up(self, project: Project, options: UpOptions, reporter: Reporter) -> Deployment:
         config = project.config
+        for name in config.start_order():
+            _build_of(name, config.services[name])  # every image can be built, before any is
         entry_name, entry = config.entrypoint
         if options.replicas_of(entry_name, entry) > 1:
             raise UserInputError(
@@ -174,6 +187,7 @@ class DockerRuntime:
             )
         deployment_id = new_id()
         network_name = f"aiarch-{config.name}-{deployment_id}"
+        recorded = False
         try:
             build_started = time.monotonic()
             images = {name: self._build(project, name, options, reporter) for name in config.start_order()}
@@ -186,9 +200,16 @@ class DockerRuntime:
                 service = config.services[name]
                 count = options.replicas_of(name, service)
                 reporter.step(f"starting {name} ({count} replica{'s' if count > 1 else ''})")
-                started = [
-                    self._run(project, name, index, images[name], network_name, deployment_id, options) for index in range(count)
-                ]
+                started = []
+                for index in range(count):
+                    started.append(self._run(project, name, index, images[name], network_name, deployment_id, options))
+                    # Labels find the containers after a crash; the record lets `ps` and `bench` say
+                    # which deployment they belong to and that it is not ready.
+                    starting = [*replicas, *(replica for replica, _ in started)]
+                    save_deployment(
+                        project, starting_deployment(project, deployment_id, self.name, starting, network=network_name)
+                    )
+                    recorded = True
                 for replica, container in started:
                     reporter.step(f"waiting for {replica.name} to be ready")
                     self._wait_ready(replica, container, service, options)
@@ -207,17 +228,19 @@ class DockerRuntime:
             return deployment
         except BaseException:
             self._remove(project, deployment=deployment_id)
+            if recorded:
+                forget_deployment(project)
             raise
 
     def _build(self, project: Project, name: str, options: UpOptions, reporter: Reporter) -> ImageInfo:
         import docker
 
-        service = project.config.services[name]
+        build = _build_of(name, project.config.services[name])
         tag = f"aiarch-{project.config.name}-{name}:latest"
-        context = (project.path / service.build.context).resolve()
-        if not (context / service.build.dockerfile).is_file():
+        context = (project.path / build.context).resolve()
+        if not (context / build.dockerfile).is_file():
             raise UserInputError(
-                f"services.{name}.build: no Dockerfile at {context / service.build.dockerfile}",
+                f"services.{name}.build: no Dockerfile at {context / build.dockerfile}",
                 hint="build.dockerfile is relative to build.context",
             )
         build_args = build_arguments(project, name, dict(os.environ))
@@ -228,7 +251,7 @@ class DockerRuntime:
         try:
             stream = self.client.api.build(
                 path=str(context),
-                dockerfile=service.build.dockerfile,
+                dockerfile=build.dockerfile,
                 tag=tag,
                 buildargs=build_args,
                 labels=_labels(project, service=name),
@@ -252,7 +275,7 @@ class DockerRuntime:
                     detail = chunk["error"].strip()
                     raise BuildFailed(
                         f"building {name} failed at {step}: {detail}\n" + "\n".join(last_lines),
-                        hint=f"fix {service.build.dockerfile} (context {context}); base images come from "
+                        hint=f"fix {build.dockerfile} (context {context}); base images come from "
                         f"{BASE_IMAGE_ENV}, images.base or build.args.BASE_IMAGE",
                     )
         except docker.errors.APIError as error:
@@ -433,7 +456,11 @@ class DockerRuntime:
     def logs(self, project: Project, service: str, tail: int | None, follow: bool) -> Iterator[str]:
         containers = self._containers(project, service)
         if not containers:
-            raise UserInputError(f"no containers for service {service!r}; services: {', '.join(project.config.services)}")
+            last_run = sorted((project.state_dir / "logs").glob(f"{service}-*.log"))
+            raise UserInputError(
+                f"{project.config.name} is not up: no replica of {service} is running",
+                hint=(f"the last local run's logs are in {last_run[0].parent}; " if last_run else "") + "run `aiarch up` first",
+            )
         prefix = len(containers) > 1
         lines: queue.Queue[str | None] = queue.Queue()
 

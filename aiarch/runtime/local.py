@@ -3,6 +3,11 @@
 Used where no Docker engine answers. Same readiness rules as Docker; logs go to
 .aiarch/logs/<service>-<replica>.log; each replica gets its own port, and a dependency with
 several replicas reaches its dependents as a comma-separated list of URLs.
+
+Each replica runs in its own session (process group), recorded the moment it starts in
+.aiarch/processes/<service>-<replica>.json, so that `down` ends the whole group (servers its
+command left in the background included) after any crash of `up`, SIGKILL included, and even
+when .aiarch/deployment.json is damaged.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
@@ -20,8 +26,9 @@ import psutil
 from aiarch.config import Service
 from aiarch.errors import AiarchError, UserInputError
 from aiarch.ids import new_id
-from aiarch.processes import TERMINATE_THEN_KILL, ProcessTreeSampler, TreeUsage, stop_process_group
+from aiarch.processes import ProcessTreeSampler, TreeUsage, group_members, stop_group_members
 from aiarch.runtime.base import (
+    DEPLOYMENT_FILE,
     Deployment,
     DownReport,
     Project,
@@ -38,9 +45,13 @@ from aiarch.runtime.base import (
     load_deployment,
     new_deployment,
     save_deployment,
+    starting_deployment,
     wait_until_ready,
 )
-from aiarch.state import log_tail
+from aiarch.state import STATE_DIR, log_tail, read_json, write_json_atomic
+
+PROCESSES_DIR = "processes"
+DEPLOYMENT_ENV = "AIARCH_DEPLOYMENT"  # set for every replica; its background processes inherit it
 
 
 def _log_path(project: Project, service: str, index: int) -> Path:
@@ -63,9 +74,87 @@ def _find(replica_id: str) -> psutil.Process | None:
         return None
 
 
-def _stop(process: psutil.Process) -> None:
-    """The replica's process group: SIGTERM, as a service manager stops a service, then SIGKILL."""
-    stop_process_group(process, TERMINATE_THEN_KILL)
+@dataclass(frozen=True)
+class ProcessRecord:
+    """One replica's process group, as .aiarch/processes/<service>-<replica>.json records it."""
+
+    deployment: str
+    service: str
+    index: int
+    id: str  # the group leader's pid@start time (`_process_id`); the group id is that pid
+    order: int = 0  # its place in the start order: `down` stops the last started first
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}-{self.index}"
+
+    @property
+    def group(self) -> int:
+        return int(self.id.partition("@")[0])
+
+
+def _records_dir(project: Project) -> Path:
+    return project.state_dir / PROCESSES_DIR
+
+
+def _record_path(project: Project, record: ProcessRecord) -> Path:
+    return _records_dir(project) / f"{record.name}.json"
+
+
+def _save_record(project: Project, record: ProcessRecord) -> None:
+    write_json_atomic(_record_path(project, record), asdict(record))
+
+
+def _process_records(project: Project, deployment: Deployment | None) -> list[ProcessRecord]:
+    """Every replica the project's state names: the process files, and the deployment record's
+    replicas (a deployment.json written before process files existed); in start order."""
+    records: dict[str, ProcessRecord] = {}
+    if deployment is not None and deployment.runtime == "local":
+        for order, replica in enumerate(deployment.replicas):
+            records[replica.id] = ProcessRecord(deployment.id, replica.service, replica.index, replica.id, order)
+    for path in sorted(_records_dir(project).glob("*.json")):
+        record = _read_record(path)
+        if record is not None:
+            records[record.id] = record
+    return sorted(records.values(), key=lambda record: record.order)
+
+
+def _read_record(path: Path) -> ProcessRecord | None:
+    """The process file at PATH; None when it is gone or damaged (nothing in it is safe to signal)."""
+    try:
+        document = read_json(path)
+        record = ProcessRecord(**document) if isinstance(document, dict) else None
+    except (OSError, ValueError, TypeError):
+        return None
+    if record is None or not all(isinstance(value, str) for value in (record.deployment, record.service, record.id)):
+        return None
+    pid, _, started = record.id.partition("@")
+    if not (isinstance(record.index, int) and isinstance(record.order, int) and pid.isdigit() and started):
+        return None
+    return record
+
+
+def _forget_records(project: Project) -> None:
+    for path in _records_dir(project).glob("*.json"):
+        path.unlink(missing_ok=True)
+
+
+def _running(record: ProcessRecord) -> bool:
+    """Whether anything of the replica's process group runs: its leader, or what it started."""
+    return bool(group_members(record.group, partial(_belongs, record, _find(record.id))))
+
+
+def _belongs(record: ProcessRecord, leader: psutil.Process | None, process: psutil.Process) -> bool:
+    # A group id is free for reuse once its last member exited: a member is ours only when it is
+    # the recorded leader or carries the deployment's id in its environment.
+    return process == leader or process.environ().get(DEPLOYMENT_ENV) == record.deployment
+
+
+def _stop(record: ProcessRecord) -> bool:
+    """End the replica's whole process group: SIGTERM, as a service manager stops a service, then
+    SIGKILL; also after its leader exited. True when something of it was running."""
+    leader = _find(record.id)
+    return bool(stop_group_members(record.group, partial(_belongs, record, leader)))
 
 
 def _readiness(replica: Replica, service: Service) -> str | None:
@@ -81,11 +170,15 @@ class LocalRuntime:
 
     def up(self, project: Project, options: UpOptions, reporter: Reporter) -> Deployment:
         existing = load_deployment(project)
-        if existing is not None and any(_find(r.id) for r in existing.replicas):
-            raise UserInputError(
-                f"{project.config.name} is already up ({existing.runtime}, deployment {existing.id})",
-                hint="run `aiarch down` first",
-            )
+        leftovers = [record for record in _process_records(project, existing) if _running(record)]
+        if leftovers:
+            if existing is not None and existing.state == "ready" and existing.runtime == self.name:
+                message = f"{project.config.name} is already up ({existing.runtime}, deployment {existing.id})"
+            else:
+                names = ", ".join(record.name for record in leftovers)
+                message = f"{project.config.name} has processes left over from an `aiarch up` that did not finish ({names})"
+            raise UserInputError(message, hint="run `aiarch down` first")
+        _forget_records(project)  # what is left of stopped runs names nothing that runs
         config = project.config
         entry_name, _ = config.entrypoint
         if options.port is not None:
@@ -101,9 +194,10 @@ class LocalRuntime:
                 reporter.step(f"starting {name} ({count} replica{'s' if count > 1 else ''}) as local processes")
                 for index in range(count):
                     port = options.port if (name == entry_name and options.port and index == 0) else free_port()
-                    replica, process = self._start(project, name, index, port, urls, deployment_id)
-                    started.append((replica, process))
-                    urls.setdefault(name, []).append(f"http://{replica.address}")
+                    self._start(project, name, index, port, urls, deployment_id, started)
+                    urls.setdefault(name, []).append(f"http://{started[-1][0].address}")
+                    # Recorded before anything waits: `down` finds it whatever happens to us next.
+                    save_deployment(project, starting_deployment(project, deployment_id, self.name, [r for r, _ in started]))
                 for replica, process in started:
                     if replica.service == name:
                         reporter.step(f"waiting for {replica.name} to be ready")
@@ -114,21 +208,35 @@ class LocalRuntime:
                             exited=partial(_exit_reason, process),
                             log_tail=partial(log_tail, log),
                             timeout_s=options.ready_timeout_s,
-                            hint=f"see {log}; the command was {' '.join(service.command)}",
+                            hint=(
+                                f"see {log}; the command ({' '.join(service.command)}) must listen on HOST and on "
+                                "the port in the PORT environment variable (the local runtime chooses a free port "
+                                "per replica; aiarch.yaml's `port` is the port in containers)"
+                            ),
                         )
             deployment = new_deployment(project, deployment_id, self.name, [r for r, _ in started], started_at)
             save_deployment(project, deployment)
             return deployment
         except BaseException:
-            for replica, _ in reversed(started):
-                running = _find(replica.id)
-                if running:
-                    _stop(running)
+            for replica, process in reversed(started):
+                record = ProcessRecord(deployment_id, replica.service, replica.index, replica.id)
+                _stop(record)
+                process.poll()  # reaps the leader if the group's stop did not
+                _record_path(project, record).unlink(missing_ok=True)
+            forget_deployment(project)
             raise
 
     def _start(
-        self, project: Project, name: str, index: int, port: int, urls: dict[str, list[str]], deployment_id: str
-    ) -> tuple[Replica, subprocess.Popen[bytes]]:
+        self,
+        project: Project,
+        name: str,
+        index: int,
+        port: int,
+        urls: dict[str, list[str]],
+        deployment_id: str,
+        started: list[tuple[Replica, subprocess.Popen[bytes]]],
+    ) -> None:
+        """Start one replica in its own session and record it (STARTED, then its process file)."""
         service = project.config.services[name]
         command = [sys.executable if part == "python" else part for part in service.command]
         environment = {
@@ -136,7 +244,7 @@ class LocalRuntime:
             **service.environment,
             "HOST": "127.0.0.1",
             "PORT": str(port),
-            "AIARCH_DEPLOYMENT": deployment_id,
+            DEPLOYMENT_ENV: deployment_id,
             **{dependency_env(d): ",".join(urls[d]) for d in service.depends_on},
         }
         log = _log_path(project, name, index)
@@ -150,7 +258,9 @@ class LocalRuntime:
                     stdout=stream,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    start_new_session=True,  # its own process group: stopped as a whole, not by our Ctrl-C
+                    # Its own session and process group: stopped as a whole (what it starts in the
+                    # background included), and not by the Ctrl-C meant for aiarch.
+                    start_new_session=True,
                 )
         except OSError as error:
             raise AiarchError(
@@ -164,7 +274,8 @@ class LocalRuntime:
             name=f"{name}-{index}",
             address=f"127.0.0.1:{port}",
         )
-        return replica, process
+        started.append((replica, process))
+        _save_record(project, ProcessRecord(deployment_id, name, index, replica.id, order=len(started) - 1))
 
     def engine_info(self) -> dict[str, str]:
         return {"engine": "local processes", "python": sys.version.split()[0], "executable": sys.executable}
@@ -173,16 +284,22 @@ class LocalRuntime:
         return LocalUsageProbe(deployment)
 
     def down(self, project: Project, remove_images: bool = False) -> DownReport:
-        deployment = load_deployment(project)
-        if deployment is None:
-            return DownReport(removed=())
+        """Stop every process group the project's state names, then forget the records. A damaged
+        deployment.json does not stop it: the process files still name the processes."""
         removed: list[str] = []
-        for replica in reversed(deployment.replicas):
-            process = _find(replica.id)
-            if process is not None:
-                _stop(process)
-                removed.append(f"process {replica.name} (pid {process.pid})")
+        try:
+            deployment = load_deployment(project)
+        except AiarchError:
+            deployment, damaged = None, True
+        else:
+            damaged = False
+        for record in reversed(_process_records(project, deployment)):
+            if _stop(record):
+                removed.append(f"process {record.name} (pid {record.group})")
+        _forget_records(project)
         forget_deployment(project)
+        if damaged:
+            removed.append(f"unreadable {STATE_DIR}/{DEPLOYMENT_FILE}")
         return DownReport(removed=tuple(removed))
 
     def status(self, project: Project) -> list[ReplicaStatus]:

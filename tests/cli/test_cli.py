@@ -113,7 +113,7 @@ def test_a_malformed_aiarch_yaml_is_one_line_and_exit_2(tmp_path: Path):
     for command in (["up"], ["ps"], ["down"], ["logs", "web"]):
         result = runner.invoke(app, [*command, "--project", str(tmp_path)])
         assert result.exit_code == 2, command
-        assert "aiarch.yaml is invalid: services.web.build: required" in result.stderr
+        assert "aiarch.yaml is invalid: services.web.command: required" in result.stderr
         assert "services.web.port: must be >= 1" in result.stderr
         assert "Traceback" not in result.output
 
@@ -142,6 +142,8 @@ def test_up_ps_logs_down_through_the_cli_on_local_processes(shop_projects):
     again = runner.invoke(app, ["down", "-p", project])
     assert again.exit_code == 0 and "Nothing to remove" in again.stdout
     assert service_processes() == []
+    after = runner.invoke(app, ["logs", "monolith", "-p", project])
+    assert after.exit_code == 2 and "is not up" in after.stderr and "container" not in after.stderr.split("hint")[0]
 
 
 @pytest.mark.parametrize(

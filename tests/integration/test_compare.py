@@ -145,3 +145,15 @@ def test_a_sweep_is_flagged_against_another_load_and_plotted(two_runs, tmp_path:
     comparison = compare([str(valid), str(sweep)], projects=[project], output=tmp_path / "r")
     assert any(flag.startswith("different load") for flag in comparison.flags)
     assert "throughput-vs-p99" in json.loads((tmp_path / "r" / "report.json").read_text())["plots"]
+
+
+def test_tables_fit_80_columns_without_cutting_ids_or_figures(two_runs, tmp_path: Path):
+    project, valid, invalid = two_runs
+    for arguments in (
+        ["compare", valid.stem, invalid.stem, "-p", str(project), "-o", str(tmp_path / "r")],
+        ["runs", "-p", str(project)],
+    ):
+        result = runner.invoke(app, arguments, env={"COLUMNS": "80"})
+        assert result.exit_code in (0, 2), result.output
+        assert "…" not in result.stdout, result.stdout  # rich's mark of a cut cell
+        assert valid.stem in result.stdout, result.stdout

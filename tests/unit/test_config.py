@@ -44,6 +44,9 @@ def test_a_minimal_config_gets_defaults():
         ({k: v for k, v in minimal().items() if k != "services"}, "services: required"),
         ({**minimal(), "bench": {"duration": "5s", "warmup": "10s"}}, "bench.warmup: must be shorter than duration"),
         ({**minimal(), "bench": {"duration": "soon"}}, "bench.duration: 'soon' is not a duration"),
+        (minimal(replicas=True), "services.app.replicas: must be an integer"),
+        (minimal(port=True), "services.app.port: must be an integer"),
+        (minimal(replicas=2), "services.app.replicas: the entry service runs one replica"),
     ],
 )
 def test_invalid_configs_name_the_field_path(document, expected):
@@ -128,3 +131,18 @@ def test_build_arguments_layer_yaml_environment_and_service_args(tmp_path: Path)
         build_arguments(project, "app", {})
     with pytest.raises(UserInputError, match="cannot read the CA bundle"):
         build_arguments(project, "app", {"AIARCH_CA_BUNDLE": str(tmp_path / "missing.pem")})
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path: Path):
+    (tmp_path / "aiarch.yaml").write_text(
+        "name: demo\narchitecture: monolith\nservices:\n  app:\n    command: [python, app.py]\n"
+        "    port: 8000\n    entrypoint: true\n    port: 9000\n"
+    )
+    with pytest.raises(ConfigError, match=r"at line 8, column 5: duplicate key 'port'"):
+        load_config(tmp_path)
+
+
+def test_build_is_optional_for_services_run_as_local_processes():
+    document = minimal()
+    del document["services"]["app"]["build"]
+    assert parse_config(document).services["app"].build is None

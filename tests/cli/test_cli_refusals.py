@@ -1,0 +1,92 @@
+"""What the CLI refuses or reports in one line: a broken Locust scenario (cause first), an entry
+service asked to run several replicas, a deployment still starting; and Ctrl-C in `logs --follow`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import ServiceTimeServer, measured_project, service_processes
+from typer.testing import CliRunner
+
+from aiarch.cli import app
+from aiarch.runtime import down
+from aiarch.runtime.base import Project, load_deployment, save_deployment
+
+runner = CliRunner()
+
+BROKEN_SCENARIOS = {
+    "syntax-error": (
+        "from locust import HttpUser, task\n\n\nclass Client(HttpUser)\n    pass\n",
+        "scenario scenario.py, line 4: SyntaxError: expected ':'",
+    ),
+    "import-error": (
+        "import aiarch_no_such_module\n",
+        "scenario scenario.py, line 1: ModuleNotFoundError: No module named 'aiarch_no_such_module'",
+    ),
+    "no-user-class": ("from locust import task\n\nWAIT = 1\n", "scenario scenario.py: no Locust User class found"),
+}
+
+
+@pytest.mark.parametrize("load", [["--users", "2"], ["--rate", "5"]], ids=["closed", "open"])
+@pytest.mark.parametrize("case", sorted(BROKEN_SCENARIOS))
+def test_a_broken_scenario_is_named_first_and_exits_2(tmp_path: Path, case: str, load: list[str]):
+    text, cause = BROKEN_SCENARIOS[case]
+    with ServiceTimeServer(service_time_s=0.001) as server:
+        project = measured_project(tmp_path / "p", server.url)
+        (project / "scenario.py").write_text(text)
+        result = runner.invoke(app, ["bench", "-p", str(project), *load, "--duration", "2s", "--warmup", "1s"])
+    assert result.exit_code == 2, result.output
+    first, *rest = result.stderr.splitlines()
+    assert first.startswith(f"error: {cause}"), result.stderr
+    assert "Locust sent no request" in rest[0]  # then the last lines of Locust's log
+    assert rest[-1].startswith("hint: fix the scenario file")
+    assert "aiarch/cli.py" not in result.output  # Locust's traceback may show; aiarch's never
+    assert not list((project / ".aiarch" / "runs").glob("*.json"))
+
+
+@pytest.mark.parametrize(
+    ("arch", "flag", "hint"),
+    [
+        ("microservices", "gateway=2", "scale the services behind it, e.g. --replicas inference=2"),
+        ("monolith", "monolith=3", "leave out --replicas"),
+    ],
+)
+def test_replicas_of_the_entry_service_are_refused_before_anything_starts(shop_projects, arch: str, flag: str, hint: str):
+    project = shop_projects[arch]
+    try:
+        result = runner.invoke(app, ["up", "-p", str(project), "--runtime", "local", "--replicas", flag])
+    finally:
+        down(project)
+    assert result.exit_code == 2, result.output
+    entry = flag.partition("=")[0]
+    assert result.stderr.startswith(f"error: --replicas {flag}: the entry service {entry} runs one replica")
+    assert result.stderr.count("error:") == 1 and hint in result.stderr
+    assert "Traceback" not in result.output
+    assert service_processes() == []
+
+
+def test_bench_refuses_a_deployment_that_is_still_starting(tmp_path: Path):
+    from dataclasses import replace
+
+    with ServiceTimeServer(service_time_s=0.001) as server:
+        project = measured_project(tmp_path / "p", server.url)
+        loaded = Project.load(project)
+        deployment = load_deployment(loaded)
+        assert deployment is not None
+        save_deployment(loaded, replace(deployment, state="starting"))
+        result = runner.invoke(app, ["bench", "-p", str(project), "--users", "1", "--duration", "2s", "--warmup", "1s"])
+    assert result.exit_code == 2, result.output
+    assert "timed is not ready: its `aiarch up` is still waiting for the services, or was stopped" in result.stderr
+    assert not list((project / ".aiarch" / "runs").glob("*.json"))
+
+
+def test_ctrl_c_in_logs_follow_exits_130(shop_projects, monkeypatch: pytest.MonkeyPatch):
+    def follow_until_ctrl_c(*args, **kwargs):
+        yield "a line"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("aiarch.runtime.logs", follow_until_ctrl_c)
+    result = runner.invoke(app, ["logs", "monolith", "-p", str(shop_projects["monolith"]), "--follow"])
+    assert result.exit_code == 130, result.output
+    assert result.stdout == "a line\n" and "interrupted:" in result.stderr

@@ -1,0 +1,46 @@
+"""The quotes example (examples/quotes): an app aiarch did not generate, deployed and benched
+the way a user would, on any runtime."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+import psutil
+
+from aiarch.bench import BenchOptions, Thresholds, bench
+from aiarch.run_record import RunRecord
+from aiarch.runtime import down, up
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "quotes"
+
+
+def example_copy(folder: Path) -> Path:
+    """A copy of the example (its .aiarch/ state stays out of the repository)."""
+    return Path(shutil.copytree(EXAMPLE, folder / "quotes", ignore=shutil.ignore_patterns(".aiarch")))
+
+
+def example_processes() -> list[psutil.Process]:
+    """Our child processes that run one of the example's servers."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if any(part.endswith("server.py") for part in child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            pass
+    return found
+
+
+def deploy_and_bench(project: Path, runtime: str) -> RunRecord:
+    """up, one scored quote, a short closed-loop bench; always down."""
+    try:
+        deployment = up(project, runtime).deployment
+        answer = httpx.post(f"{deployment.entry_url}/score", json={"id": 7}, timeout=10)
+        assert answer.status_code == 200 and 0 <= answer.json()["score"] < 1, answer.text
+        record, path = bench(project, BenchOptions(users=4, duration_s=3, warmup_s=1, thresholds=Thresholds(min_requests=50)))
+        assert path is not None and path.parent == project / ".aiarch" / "runs"
+        return record
+    finally:
+        down(project)

@@ -310,6 +310,43 @@ def parse_config(document: Any, source: str = CONFIG_FILENAME) -> ProjectConfig:
         ) from None
 
 
+_SECRET_NAME = re.compile(r"secret|token|passw|credential|api_?key|private|auth", re.IGNORECASE)
+
+
+def recorded_environment(environment: Mapping[str, str]) -> dict[str, str]:
+    """ENVIRONMENT as records keep it: a variable whose name suggests a secret shows no value."""
+    return {name: "(hidden)" if _SECRET_NAME.search(name) else value for name, value in sorted(environment.items())}
+
+
+def without_secrets(config: ProjectConfig) -> ProjectConfig:
+    """CONFIG as records keep it (deployment and run records travel): secret values hidden."""
+    services = {
+        name: service.model_copy(update={"environment": recorded_environment(service.environment)})
+        for name, service in config.services.items()
+    }
+    return config.model_copy(update={"services": services})
+
+
+def config_changes(before: ProjectConfig, after: ProjectConfig) -> list[str]:
+    """What differs between two configurations, by field path (`bench:` left out: it says how to
+    load-test, not what runs), e.g. ``services.monolith.environment.BATCHING: 'on' -> 'off'``."""
+
+    def flat(value: Any, path: str) -> dict[str, Any]:
+        if isinstance(value, dict) and value:
+            return {
+                key: leaf for name, item in value.items() for key, leaf in flat(item, f"{path}.{name}" if path else name).items()
+            }
+        return {path: value}
+
+    old = flat(without_secrets(before).model_dump(mode="json", exclude={"bench"}), "")
+    new = flat(without_secrets(after).model_dump(mode="json", exclude={"bench"}), "")
+    changes = []
+    for path in sorted(old.keys() | new.keys()):
+        if old.get(path, "(unset)") != new.get(path, "(unset)"):
+            changes.append(f"{path}: {old.get(path, '(unset)')!r} -> {new.get(path, '(unset)')!r}")
+    return changes
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key given twice in one mapping (the last would silently win)."""
 

@@ -19,7 +19,7 @@ import math
 import sys
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -357,9 +357,18 @@ class RunRecord(_Model):
     config: ProjectConfig
     plan: BenchPlan
     environment: Environment
+    # What differed in aiarch.yaml from what `up` deployed when the bench ran (config is what ran).
+    config_changed_after_up: list[str] = Field(default_factory=list)
     points: list[Point] = Field(default_factory=list)
     valid: bool = False
     reasons: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _deployment_holds_the_config(self) -> RunRecord:
+        # Saved once, at the top (save_run leaves it out of the deployment).
+        if self.deployment.config is None:
+            self.deployment = replace(self.deployment, config=self.config)
+        return self
 
     def label(self) -> str:
         return f"{self.architecture} ({self.id})"
@@ -448,7 +457,7 @@ def load_run(path: Path) -> RunRecord:
 
 def save_run(project_dir: Path, record: RunRecord) -> Path:
     path = runs_dir(project_dir) / f"{record.id}.json"
-    write_json_atomic(path, record.model_dump(mode="json", by_alias=True))
+    write_json_atomic(path, record.model_dump(mode="json", by_alias=True, exclude={"deployment": {"config"}}))
     return path
 
 

@@ -12,6 +12,7 @@ from aiarch.bench.gpu import GpuSampler
 from aiarch.bench.load import BenchOptions, plan
 from aiarch.bench.runner import LiveView, run_trial
 from aiarch.bench.trials import analyse_trial, pool
+from aiarch.config import config_changes, without_secrets
 from aiarch.errors import AiarchError, UserInputError, interrupted_exit_code
 from aiarch.ids import new_id, utc_now_iso
 from aiarch.run_record import GpuInfo, Point, RunRecord, save_run
@@ -70,11 +71,12 @@ def bench(
         architecture=project.config.architecture,
         runtime=deployment.runtime,
         deployment=deployment,
-        config=project.config,
+        config=deployment.config or without_secrets(project.config),
+        config_changed_after_up=config_changes(deployment.config, project.config) if deployment.config else [],
         plan=bench_plan,
         environment=capture_environment(project.path, runtime.engine_info(), gpu_info),
     )
-    entry_environment = project.config.services[deployment.entry_service].environment
+    entry_environment = record.config.services[deployment.entry_service].environment
     probe = runtime.usage_probe(deployment)
     interruption: KeyboardInterrupt | None = None
     failure: str | None = None

@@ -118,6 +118,12 @@ def differences_besides_architecture(runs: list[Run]) -> list[str]:
     differs("runtime", lambda r: r.runtime)
     differs("duration and warm-up", lambda r: (r.plan.duration_s, r.plan.warmup_s))
     differs("scenario", lambda r: r.plan.scenario)
+    for run in runs:
+        if run.record.config_changed_after_up:
+            flags.append(
+                f"aiarch.yaml of {run.label} changed after `up` (the run used what was deployed): "
+                + "; ".join(run.record.config_changed_after_up)
+            )
     # Settings the services share (MODEL_SIZE, seeds...) must match: else it is another model.
     shared = set.intersection(*(set(run.record.shared_settings()) for run in runs))
     for key in sorted(shared):

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from aiarch.config import ProjectConfig, Service, load_config
+from aiarch.config import ProjectConfig, Service, load_config, without_secrets
 from aiarch.errors import AiarchError, UserInputError
 from aiarch.ids import utc_now_iso
 from aiarch.state import read_json, state_dir, write_json_atomic
@@ -56,6 +56,9 @@ class Replica:
     name: str
     address: str  # how other services reach it (host:port)
     url: str | None = None  # reachable from this machine (the entry service only, on Docker)
+    # What aiarch set in its environment (aiarch.yaml's `environment` and HOST, PORT, <DEP>_URL,
+    # AIARCH_DEPLOYMENT), secrets hidden; not what a local process inherits from aiarch's own.
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,17 +90,24 @@ class Deployment:
     # "starting" while `up` waits for readiness (or was stopped then): what it started so far is
     # recorded, so `down` finds it after any crash; "ready" once every replica is ready.
     state: str = "ready"
+    # aiarch.yaml as `up` deployed it: bench records this, not a file edited since (None in
+    # records written before aiarch kept it).
+    config: ProjectConfig | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        document = asdict(self)
+        document["config"] = None if self.config is None else self.config.model_dump(mode="json")
+        return document
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> Deployment:
+        config = document.get("config")
         return cls(
             **{
                 **document,
                 "replicas": tuple(Replica(**r) for r in document["replicas"]),
                 "images": tuple(ImageInfo(**i) for i in document.get("images", ())),
+                "config": None if config is None else ProjectConfig.model_validate(config),
             }
         )
 
@@ -217,6 +227,7 @@ def starting_deployment(
         replicas=tuple(replicas),
         network=network,
         state="starting",
+        config=without_secrets(project.config),
     )
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from aiarch.config import Build, Service
+from aiarch.config import Build, Service, recorded_environment
 from aiarch.errors import AiarchError, UserInputError
 from aiarch.ids import new_id
 from aiarch.runtime.base import (
@@ -364,6 +364,7 @@ class DockerRuntime:
             name=f"{name}-{index}",
             address=f"{name}:{service.port}",
             url=url,
+            environment=recorded_environment(environment),
         )
         return replica, container
 

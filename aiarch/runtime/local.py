@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from aiarch.config import Service
+from aiarch.config import Service, recorded_environment
 from aiarch.errors import AiarchError, UserInputError
 from aiarch.ids import new_id
 from aiarch.processes import ProcessTreeSampler, TreeUsage, group_members, stop_group_members
@@ -239,14 +239,14 @@ class LocalRuntime:
         """Start one replica in its own session and record it (STARTED, then its process file)."""
         service = project.config.services[name]
         command = [sys.executable if part == "python" else part for part in service.command]
-        environment = {
-            **os.environ,
+        given = {
             **service.environment,
             "HOST": "127.0.0.1",
             "PORT": str(port),
             DEPLOYMENT_ENV: deployment_id,
             **{dependency_env(d): ",".join(urls[d]) for d in service.depends_on},
         }
+        environment = {**os.environ, **given}
         log = _log_path(project, name, index)
         log.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -273,6 +273,7 @@ class LocalRuntime:
             id=_process_id(psutil.Process(process.pid)),
             name=f"{name}-{index}",
             address=f"127.0.0.1:{port}",
+            environment=recorded_environment(given),
         )
         started.append((replica, process))
         _save_record(project, ProcessRecord(deployment_id, name, index, replica.id, order=len(started) - 1))

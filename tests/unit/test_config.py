@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aiarch.config import load_config, parse_config, parse_duration, parse_memory
+from aiarch.config import config_changes, load_config, parse_config, parse_duration, parse_memory, without_secrets
 from aiarch.errors import ConfigError
 
 
@@ -146,3 +146,14 @@ def test_build_is_optional_for_services_run_as_local_processes():
     document = minimal()
     del document["services"]["app"]["build"]
     assert parse_config(document).services["app"].build is None
+
+
+def test_changes_between_two_configs_are_named_by_path_and_secrets_stay_hidden():
+    before = parse_config(minimal(environment={"BATCHING": "on", "DB_PASSWORD": "one"}))
+    after = parse_config({**minimal(environment={"BATCHING": "off", "DB_PASSWORD": "two", "NEW": "1"}), "bench": {"users": 3}})
+    assert config_changes(before, after) == [
+        "services.app.environment.BATCHING: 'on' -> 'off'",
+        "services.app.environment.NEW: '(unset)' -> '1'",
+    ]  # bench: is how to load-test, not what runs; a secret's value is never shown
+    assert without_secrets(before).services["app"].environment == {"BATCHING": "on", "DB_PASSWORD": "(hidden)"}
+    assert config_changes(before, before) == []

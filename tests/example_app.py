@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from helpers import child_processes
 
 from aiarch.bench import BenchOptions, Thresholds, bench
 from aiarch.run_record import RunRecord
@@ -23,14 +24,7 @@ def example_copy(folder: Path) -> Path:
 
 def example_processes() -> list[psutil.Process]:
     """Our child processes that run one of the example's servers."""
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if any(part.endswith("server.py") for part in child.cmdline()):
-                found.append(child)
-        except psutil.Error:
-            pass
-    return found
+    return child_processes(lambda part: part.endswith("server.py"))
 
 
 def deploy_and_bench(project: Path, runtime: str) -> RunRecord:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -15,18 +16,23 @@ def edit_config(project: Path, edit) -> None:
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
-def service_processes() -> list:
-    """Our child processes that run a shop service (none may outlive a test)."""
+def child_processes(runs: Callable[[str], bool]) -> list:
+    """Our child processes with a command-line part for which RUNS is true."""
     import psutil
 
     found = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if any(part.startswith("services.") for part in child.cmdline()):
+            if any(runs(part) for part in child.cmdline()):
                 found.append(child)
         except psutil.Error:
             pass
     return found
+
+
+def service_processes() -> list:
+    """Our child processes that run a shop service (none may outlive a test)."""
+    return child_processes(lambda part: part.startswith("services."))
 
 
 class ServiceTimeServer:

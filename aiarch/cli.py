@@ -146,6 +146,17 @@ def up(
     ] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Build images without the cache.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds each service has to become ready.", min=0.1)] = 120.0,
+    cpus: Annotated[
+        str | None,
+        typer.Option("--cpus", help="CPUs of the services: auto or a list such as 1-3 (default: placement.service_cpus)."),
+    ] = None,
+    loadgen_cpus: Annotated[
+        str | None,
+        typer.Option(
+            "--loadgen-cpus",
+            help="CPUs kept free for the load generator: auto, a list such as 0, or none (default: placement.loadgen_cpus).",
+        ),
+    ] = None,
 ) -> None:
     """Deploy the project (build, start dependencies first, wait until ready) and record it."""
     with _user_errors():
@@ -154,7 +165,9 @@ def up(
 
         replica_counts = runtimes.parse_replica_flags(replicas or [])
         with terminal.progress("aiarch up") as reporter:
-            result = runtimes.up(project, runtime, replica_counts, port, rebuild, timeout, reporter)
+            result = runtimes.up(
+                project, runtime, replica_counts, port, rebuild, timeout, reporter, service_cpus=cpus, loadgen_cpus=loadgen_cpus
+            )
         terminal.show_deployment(result.deployment)
 
 
@@ -198,7 +211,15 @@ def logs(
 
 @app.command()
 def bench(
-    project: ProjectDir = Path("."),
+    project: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--project",
+            "-p",
+            help="The project folder; give two or more to bench them interleaved (A B, B A, ...), one record each.",
+            file_okay=False,
+        ),
+    ] = None,
     users: Annotated[
         int | None, typer.Option("--users", "-u", help="Closed loop: concurrent users (default: bench.users).")
     ] = None,
@@ -226,12 +247,19 @@ def bench(
     ] = 0.01,
     min_requests: Annotated[int, typer.Option("--min-requests", help="A trial with fewer measured requests is invalid.")] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Seed for Poisson arrivals and open-loop task choice.")] = 0,
+    loadgen_cpus: Annotated[
+        str | None,
+        typer.Option(
+            "--loadgen-cpus",
+            help="CPUs of the load generator: auto (those the services do not use), a list such as 0, or none "
+            "(default: placement.loadgen_cpus).",
+        ),
+    ] = None,
 ) -> None:
-    """Load-test the running deployment with Locust and save an exact run record."""
+    """Load-test the running deployment(s) with Locust and save an exact run record for each."""
     with _user_errors():
         from aiarch import terminal
-        from aiarch.bench import BenchOptions, Thresholds, parse_sweep
-        from aiarch.bench import bench as run_bench
+        from aiarch.bench import BenchOptions, Thresholds, bench_interleaved, parse_sweep
         from aiarch.config import parse_duration_option
 
         if arrivals not in ("constant", "poisson"):
@@ -249,10 +277,12 @@ def bench(
             scenario=scenario,
             thresholds=Thresholds(max_error_rate=max_error_rate, min_requests=min_requests),
             seed=seed,
+            loadgen_cpus=loadgen_cpus,
         )
         with terminal.bench_progress() as on_progress:
-            record, path = run_bench(project, options, on_progress)
-        terminal.show_run(record, path)
+            results = bench_interleaved(project or [Path(".")], options, on_progress)
+        for record, path in results:
+            terminal.show_run(record, path)
 
 
 @app.command()
@@ -306,9 +336,9 @@ def demo(
         str, typer.Option("--model-size", "-m", help="tiny (default, quick), small or large.", metavar="tiny|small|large")
     ] = "tiny",
     users: Annotated[int, typer.Option("--users", "-u", help="Closed-loop users for both benches.", min=1)] = 8,
-    duration: Annotated[str, typer.Option("--duration", help="Measured time per trial.")] = "15s",
-    warmup: Annotated[str, typer.Option("--warmup", help="Warm-up before each measurement.")] = "5s",
-    repeat: Annotated[int, typer.Option("--repeat", help="Trials per architecture.", min=1)] = 1,
+    duration: Annotated[str, typer.Option("--duration", help="Measured time per trial.")] = "10s",
+    warmup: Annotated[str, typer.Option("--warmup", help="Warm-up before each measurement.")] = "3s",
+    repeat: Annotated[int, typer.Option("--repeat", help="Trials per architecture, interleaved (A B, B A, ...).", min=1)] = 3,
 ) -> None:
     """Run the whole loop once: scaffold both architectures, deploy, bench, tear down, compare."""
     with _user_errors():

@@ -23,11 +23,13 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from aiarch.errors import ConfigError, UserInputError
+from aiarch.placement import CpuSpec
 
 CONFIG_FILENAME = "aiarch.yaml"
 NAME_PATTERN = r"^[a-z][a-z0-9-]*$"
@@ -180,6 +182,29 @@ class BenchDefaults(_Model):
         return self
 
 
+class PlacementSettings(_Model):
+    """Which CPUs run what (aiarch.placement): `up` pins the services, `bench` the load generator."""
+
+    # auto (at `up`: one CPU per four kept free, at least one), a CPU list ("0", "0-1,3"), or
+    # none: no placement, the load generator shares the services' CPUs (the run record says so).
+    loadgen_cpus: str | int = "auto"
+    # auto (every CPU the load generator does not take) or a CPU list ("1-3").
+    service_cpus: str | int = "auto"
+
+    @field_validator("loadgen_cpus", "service_cpus", mode="before")
+    @classmethod
+    def _cpu_spec(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError("must be auto, none or a CPU list such as 0-1")
+        try:
+            CpuSpec.parse(value)
+        except UserInputError as error:
+            raise ValueError(error.message.partition(": ")[2]) from None
+        if info.field_name == "service_cpus" and str(value).strip() == "none":
+            raise ValueError("must be auto or a CPU list such as 1-3")
+        return value
+
+
 class ProjectConfig(_Model):
     """The whole of aiarch.yaml."""
 
@@ -189,6 +214,7 @@ class ProjectConfig(_Model):
     services: dict[str, Service] = Field(min_length=1)
     images: Images = Field(default_factory=Images)
     bench: BenchDefaults = Field(default_factory=BenchDefaults)
+    placement: PlacementSettings = Field(default_factory=PlacementSettings)
 
     @field_validator("services")
     @classmethod

@@ -1,7 +1,8 @@
 """aiarch demo: the whole loop once, on whatever this machine offers.
 
-Scaffolds the shop twice under one project name (monolith, microservices), deploys each in turn
-(Docker when an engine answers, else local processes), benches it with the same load, takes it
+Scaffolds the shop twice under one project name (monolith, microservices), deploys both (Docker
+when an engine answers, else local processes) on the same CPUs, the load generator on others,
+benches them with the same load in interleaved trials (one under load at a time), takes them
 down, and compares the two runs.
 """
 
@@ -11,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiarch.bench import BenchInterrupted, BenchOptions, LiveView, bench
+from aiarch.bench import BenchInterrupted, BenchOptions, LiveView, bench_interleaved
 from aiarch.compare import Comparison, compare
 from aiarch.errors import UserInputError
+from aiarch.placement import format_cpus
 from aiarch.runtime import down, select_runtime, up
 from aiarch.runtime.base import Reporter
 from aiarch.scaffold import MODEL_SIZES, new_project
@@ -33,9 +35,9 @@ def run_demo(
     runtime: str | None = None,
     model_size: str = "tiny",
     users: int = 8,
-    duration_s: float = 15.0,
-    warmup_s: float = 5.0,
-    repeat: int = 1,
+    duration_s: float = 10.0,
+    warmup_s: float = 3.0,
+    repeat: int = 3,
     reporter: Reporter | None = None,
     on_progress: Callable[[LiveView], None] = lambda view: None,
 ) -> DemoResult:
@@ -55,22 +57,37 @@ def run_demo(
         step(f"aiarch new {DEMO_PROJECT} --arch {arch} --model-size {model_size} --dir {folder / arch}")
         projects[arch] = new_project(DEMO_PROJECT, arch, model_size, folder / arch, force=True).path
         down(projects[arch])  # leftovers of an earlier demo in the same folder
-    runs = []
-    for arch, project in projects.items():
-        try:
+    deployed: list[Path] = []
+    try:
+        for arch, project in projects.items():
             step(f"aiarch up ({arch}, {chosen.name})")
-            up(project, chosen.name, reporter=reporter)
-            step(f"aiarch bench ({arch}): {users} users, {warmup_s:g} s warm-up + {duration_s:g} s measured x {repeat}")
-            _, path = bench(
-                project, BenchOptions(users=users, duration_s=duration_s, warmup_s=warmup_s, repeat=repeat), on_progress
-            )
-            runs.append(str(path))
-        except BenchInterrupted as stopped:
-            # Not the bench's "the deployment is still running": the demo takes it down below.
-            raise stopped.interruption from None
-        finally:
-            step(f"aiarch down ({arch})")
+            deployed.append(project)
+            result = up(project, chosen.name, reporter=reporter)
+            step(f"{arch}: {placement_words(result.deployment.cpus, result.deployment.cpus_shared)}")
+        step(
+            f"aiarch bench -p {' -p '.join(projects)}: {users} users, {warmup_s:g} s warm-up + {duration_s:g} s measured, "
+            f"{repeat} trial(s) each, interleaved"
+        )
+        results = bench_interleaved(
+            list(projects.values()),
+            BenchOptions(users=users, duration_s=duration_s, warmup_s=warmup_s, repeat=repeat),
+            on_progress,
+        )
+    except BenchInterrupted as stopped:
+        # Not the bench's "the deployments are still running": the demo takes them down below.
+        raise stopped.interruption from None
+    finally:
+        for project in reversed(deployed):
+            step(f"aiarch down ({project.name})")
             down(project)
+    placement = results[0][0].placement
+    if placement is not None:
+        step(f"load generator on CPU {'any' if placement.loadgen_cpus is None else format_cpus(placement.loadgen_cpus)}")
     step("aiarch compare")
-    comparison = compare(runs, projects=list(projects.values()), output=folder / "report")
+    comparison = compare([str(path) for _, path in results], projects=list(projects.values()), output=folder / "report")
     return DemoResult(chosen.name, notice, comparison)
+
+
+def placement_words(cpus: tuple[int, ...] | None, shared: str | None) -> str:
+    where = "services on any CPU" if cpus is None else f"services on CPU {format_cpus(cpus)}"
+    return f"{where} (the load generator shares them: {shared})" if shared else f"{where}, the load generator on the others"

@@ -1,6 +1,7 @@
 """Processes aiarch starts (services on the local runtime, Locust): stopping one with its
 process group, and sampling the CPU and memory of a process and its descendants.
 
+    pin(popen.pid, {1}); pin_group(pgid, {1}) # CPU affinity (aiarch.placement), group members too
     stop_process_group(popen)                 # SIGINT, then SIGTERM, then SIGKILL, each waited for
     stop_group_members(pgid, belongs)         # the whole group, even after its leader exited
     group_members(pgid, belongs)              # its live members now
@@ -12,11 +13,12 @@ process group, and sampling the CPU and memory of a process and its descendants.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +30,10 @@ __all__ = [
     "ProcessTreeSampler",
     "ProcessUsage",
     "TreeUsage",
+    "affinity",
     "group_members",
+    "pin",
+    "pin_group",
     "stop_group_members",
     "stop_process_group",
 ]
@@ -136,6 +141,32 @@ def _exited_within(process: subprocess.Popen[Any] | psutil.Process, timeout_s: f
     except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
         return False
     return True
+
+
+def pin(pid: int, cpus: Collection[int] | None) -> None:
+    """Let process PID run on CPUS only (None: leave it as it is); its later children inherit it.
+    Set right after the process starts: an interpreter is still starting then, so nothing has
+    forked yet (`pin_group` catches a command that did, once it is ready)."""
+    if cpus is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(pid, cpus)
+
+
+def pin_group(group: int, cpus: Collection[int] | None) -> None:
+    """PIN every live member of process group GROUP (a command's background servers included)."""
+    if cpus is None or group <= 1 or group == os.getpgrp():
+        return
+    for member in group_members(group, lambda process: True):
+        with contextlib.suppress(ProcessLookupError, psutil.Error):
+            member.cpu_affinity(list(cpus))
+
+
+def affinity(pid: int) -> tuple[int, ...] | None:
+    """The CPUs process PID may run on now (None once it is gone)."""
+    try:
+        return tuple(sorted(os.sched_getaffinity(pid)))
+    except (ProcessLookupError, PermissionError):
+        return None
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
 """The run record: what `aiarch bench` measured, as typed models, and the one place that reads
-and writes it (PROJECT/.aiarch/runs/RUN.json, schema `aiarch.run/2`, written atomically).
+and writes it (PROJECT/.aiarch/runs/RUN.json, schema `aiarch.run/3`, written atomically).
 
     record = load_run(Path("shop/.aiarch/runs/20261130-101500-3e4c.json"))
     record.points[0].total.p99_ms                  # pooled over trials, every request counted
     record.points[0].trials[0].latencies.ms()     # every measured latency, decoded once (numpy)
 
-Records of schema `aiarch.run/1` are upgraded as they are read; any other schema is refused
+Records of schemas `aiarch.run/1` and `/2` are upgraded as they are read; any other schema is refused
 with its name. `python -m aiarch.run_record` prints the JSON Schema (shipped as
 aiarch/schemas/run.schema.json).
 """
@@ -42,8 +42,8 @@ from aiarch.errors import AiarchError, UserInputError
 from aiarch.runtime.base import Deployment, ReplicaUsage
 from aiarch.state import state_dir, write_json_atomic
 
-SCHEMA = "aiarch.run/2"
-READABLE_SCHEMAS = ("aiarch.run/1", SCHEMA)
+SCHEMA = "aiarch.run/3"
+READABLE_SCHEMAS = ("aiarch.run/1", "aiarch.run/2", SCHEMA)
 ALL = "*"  # the key of the figures over every endpoint
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "run.schema.json"
@@ -291,6 +291,9 @@ class Trial(_Model):
     loadgen: list[LoadgenSample]
     gpu: list[GpuSample]
     locust_exit_code: int | None = None
+    # The load processes' event-loop lag over the measured window (None: not measured).
+    loadgen_lag_ms_mean: float | None = None
+    loadgen_lag_ms_max: float | None = None
 
     @property
     def total(self) -> EndpointStats:
@@ -302,6 +305,16 @@ class Trial(_Model):
         return self.total.throughput_rps * self.window.duration_s
 
 
+class Spread(_Model):
+    """How much a load point's trials disagree: the coefficient of variation (standard deviation
+    / mean) of their throughput and p99 (None with fewer than 2 trials)."""
+
+    trials: int
+    throughput_cv: float | None = None
+    p99_cv: float | None = None
+    warning: str | None = None  # over the limit, with likely causes
+
+
 class Point(_Model):
     """One load point: its trials and the figures pooled over them."""
 
@@ -310,6 +323,7 @@ class Point(_Model):
     summary: dict[str, EndpointStats] = Field(default_factory=dict)
     valid: bool = True
     trials: list[Trial] = Field(default_factory=list)
+    spread: Spread | None = None
 
     @property
     def total(self) -> EndpointStats:
@@ -341,12 +355,25 @@ class Environment(_Model):
     project_git_commit: str | None = None
 
 
+class Placement(_Model):
+    """Which CPUs ran what (aiarch.placement), as the kernel or the engine reported them when the
+    run started. A list of CPUs, or None: not pinned (any CPU aiarch may use)."""
+
+    machine_cpus: int  # CPUs online
+    available_cpus: list[int]  # the CPUs aiarch may use
+    loadgen_cpus: list[int] | None
+    service_cpus: dict[str, list[int] | None]  # per service (its replicas' CPUs together)
+    cpu_quota: dict[str, float | None]  # per replica, aiarch.yaml's resources.cpus (None: no quota)
+    # Why the load generator shares CPUs with the services (None: it does not).
+    shared: str | None = None
+
+
 class RunRecord(_Model):
     """One `aiarch bench`: what was deployed, the plan, the machine, and every load point."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    schema_id: Literal["aiarch.run/2"] = Field(default="aiarch.run/2", alias="schema")
+    schema_id: Literal["aiarch.run/3"] = Field(default="aiarch.run/3", alias="schema")
     id: str
     created_at: str
     status: RunStatus
@@ -359,6 +386,7 @@ class RunRecord(_Model):
     environment: Environment
     # What differed in aiarch.yaml from what `up` deployed when the bench ran (config is what ran).
     config_changed_after_up: list[str] = Field(default_factory=list)
+    placement: Placement | None = None  # None: a record from before aiarch placed and recorded CPUs
     points: list[Point] = Field(default_factory=list)
     valid: bool = False
     reasons: list[str] = Field(default_factory=list)
@@ -433,6 +461,8 @@ def parse_run(document: Any, source: str) -> RunRecord:
     try:
         if schema == "aiarch.run/1":
             document = _upgrade_v1(document)
+        # /2 -> /3 only added fields (placement, spread, event-loop lag) that older records lack.
+        document = {**document, "schema": SCHEMA}
         return RunRecord.model_validate(document)
     except (ValidationError, ValueError, TypeError, AttributeError) as error:
         problem = describe_validation_error(error, limit=4) if isinstance(error, ValidationError) else str(error)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from aiarch.bench import LiveView
     from aiarch.compare import Comparison
     from aiarch.errors import AiarchError
-    from aiarch.run_record import RunRecord, RunSummary
+    from aiarch.run_record import Placement, RunRecord, RunSummary
     from aiarch.runtime import DownReport, StatusReport
     from aiarch.runtime.base import Deployment
     from aiarch.scaffold import NewProject
@@ -150,7 +150,28 @@ def show_deployment(deployment: Deployment) -> None:
         f"[bold green]Ready[/] at [bold]{deployment.entry_url}[/] ({build}start to ready "
         f"{deployment.cold_start_s:.1f} s; deployment {deployment.id})"
     )
+    out.print(f"  CPUs: {placement_line(deployment.cpus, deployment.cpus_shared)}")
     out.print("  aiarch ps | aiarch logs SERVICE | aiarch down")
+
+
+def run_placement_line(placement: Placement) -> str:
+    from aiarch.placement import format_cpus
+
+    services = "; ".join(
+        f"{escape(name)} {'any' if cpus is None else format_cpus(cpus)}" for name, cpus in placement.service_cpus.items()
+    )
+    loadgen = "any" if placement.loadgen_cpus is None else format_cpus(placement.loadgen_cpus)
+    line = f"load generator {loadgen}; {services} (of {format_cpus(placement.available_cpus)})"
+    if placement.shared:
+        line += f"; [yellow]the load generator shares CPUs with the services: {escape(placement.shared)}[/]"
+    return line
+
+
+def placement_line(cpus: tuple[int, ...] | None, shared: str | None) -> str:
+    from aiarch.placement import format_cpus
+
+    where = f"services on CPU {format_cpus(cpus)}" if cpus is not None else "services not pinned"
+    return f"{where}; [yellow]the load generator will share their CPUs: {escape(shared)}[/]" if shared else where
 
 
 def show_down(report: DownReport) -> None:
@@ -262,7 +283,19 @@ def show_run(record: RunRecord, path: Path | None) -> None:
         )
         if usage:
             out.print(f"  services: {escape(usage)}")
-        out.print(f"  load generator: {last.loadgen_cpu_percent:.0f}% CPU (mean of the busiest process)")
+        lag = f", event-loop lag {last.loadgen_lag_ms_mean:.2f} ms mean" if last.loadgen_lag_ms_mean is not None else ""
+        out.print(f"  load generator: {last.loadgen_cpu_percent:.0f}% CPU (mean of the busiest process){lag}")
+        spread = point.spread
+        if spread is not None and spread.trials > 1:
+            cv = ", ".join(
+                f"{name} {value:.1%}" for name, value in (("throughput", spread.throughput_cv), ("p99", spread.p99_cv))
+                if value is not None
+            )  # fmt: skip
+            out.print(f"  spread between {spread.trials} trials (coefficient of variation): {cv or 'n/a'}")
+            if spread.warning:
+                out.print(f"  [yellow]{escape(spread.warning)}[/]", soft_wrap=True)
+    if record.placement is not None:
+        out.print(f"  CPUs: {run_placement_line(record.placement)}")
     gpu = record.environment.gpu
     gpu_line = f"{', '.join(gpu.devices)} (driver {gpu.driver})" if gpu.available else f"unavailable ({gpu.reason})"
     out.print(f"  GPU: {escape(gpu_line)}")

@@ -1,22 +1,26 @@
 """`aiarch bench`: every planned load point against the recorded deployment, one durable run
-record, saved whatever happens (complete, interrupted or failed)."""
+record, saved whatever happens (complete, interrupted or failed); with several projects, their
+trials interleaved, one record each. The load generator runs on its own CPUs (aiarch.placement)
+and the record says which CPUs ran what."""
 
 from __future__ import annotations
 
+import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiarch.bench.environment import capture_environment
 from aiarch.bench.gpu import GpuSampler
 from aiarch.bench.load import BenchOptions, plan
 from aiarch.bench.runner import LiveView, run_trial
-from aiarch.bench.trials import analyse_trial, pool
-from aiarch.config import config_changes, without_secrets
+from aiarch.bench.trials import analyse_trial, pool, spread
+from aiarch.config import ProjectConfig, config_changes, without_secrets
 from aiarch.errors import AiarchError, UserInputError, interrupted_exit_code
 from aiarch.ids import new_id, utc_now_iso
-from aiarch.run_record import GpuInfo, Point, RunRecord, save_run
-from aiarch.runtime.base import Deployment, Project, http_probe, load_deployment
+from aiarch.placement import CpuSpec, Placed, available_cpus, loadgen_cpus
+from aiarch.run_record import GpuInfo, Placement, Point, RunRecord, save_run
+from aiarch.runtime.base import Deployment, Project, UsageProbe, http_probe, load_deployment
 
 
 class BenchInterrupted(AiarchError):
@@ -49,62 +53,65 @@ def _target(project: Project) -> Deployment:
     return deployment
 
 
-def bench(
-    project_dir: Path,
-    options: BenchOptions | None = None,
-    on_progress: Callable[[LiveView], None] = lambda view: None,
-) -> tuple[RunRecord, Path | None]:
-    """Run the planned load against the project's deployment; returns (record, its path)."""
-    project = Project.load(project_dir)
-    bench_plan = plan(options or BenchOptions(), project.config.bench, project.path)
-    deployment = _target(project)
-    from aiarch.runtime import runtime_for
+class _Session:
+    """One project's run: its plan, deployment, placement and record, trial by trial."""
 
-    runtime = runtime_for(deployment)
-    gpu = GpuSampler()
-    gpu_info = GpuInfo(available=gpu.available, reason=gpu.reason or None, devices=gpu.devices, driver=gpu.driver)
-    record = RunRecord(
-        id=new_id(2),
-        created_at=utc_now_iso(),
-        status="running",
-        project=project.config.name,
-        architecture=project.config.architecture,
-        runtime=deployment.runtime,
-        deployment=deployment,
-        config=deployment.config or without_secrets(project.config),
-        config_changed_after_up=config_changes(deployment.config, project.config) if deployment.config else [],
-        plan=bench_plan,
-        environment=capture_environment(project.path, runtime.engine_info(), gpu_info),
-    )
-    entry_environment = record.config.services[deployment.entry_service].environment
-    probe = runtime.usage_probe(deployment)
-    interruption: KeyboardInterrupt | None = None
-    failure: str | None = None
-    path: Path | None = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="aiarch-bench-") as scratch:
-            for point_index, load in enumerate(bench_plan.loads):
-                point = Point(load=load, load_description=load.describe())
-                record.points.append(point)
-                for trial_index in range(bench_plan.repeat):
-                    label = f"point {point_index + 1}/{len(bench_plan.loads)}, trial {trial_index + 1}/{bench_plan.repeat}"
-                    outcome = run_trial(
-                        bench_plan, load, deployment.entry_url, project.path, entry_environment,
-                        Path(scratch) / f"p{point_index}-t{trial_index}", probe, gpu, on_progress, label,
-                    )  # fmt: skip
-                    point.trials.append(analyse_trial(outcome, bench_plan, load, trial_index))
-                    point.summary = pool(point.trials)
-                    point.valid = all(trial.valid for trial in point.trials)
-                    if outcome.interruption is not None:
-                        raise outcome.interruption
-    except KeyboardInterrupt as stopped:
-        interruption = stopped
-    except BaseException as error:
-        failure = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
-        raise
-    finally:
-        probe.close()
-        gpu.close()
+    def __init__(self, project_dir: Path, options: BenchOptions, gpu: GpuSampler, gpu_info: GpuInfo) -> None:
+        from aiarch.runtime import runtime_for
+
+        project = Project.load(project_dir)
+        self.project = project
+        self.plan = plan(options, project.config.bench, project.path)
+        self.deployment = deployment = _target(project)
+        runtime = runtime_for(deployment)
+        config = deployment.config or without_secrets(project.config)
+        self.loadgen = _loadgen_placement(options, config, deployment)
+        self.record = RunRecord(
+            id=new_id(2),
+            created_at=utc_now_iso(),
+            status="running",
+            project=project.config.name,
+            architecture=project.config.architecture,
+            runtime=deployment.runtime,
+            deployment=deployment,
+            config=config,
+            config_changed_after_up=config_changes(deployment.config, project.config) if deployment.config else [],
+            plan=self.plan,
+            environment=capture_environment(project.path, runtime.engine_info(), gpu_info),
+        )
+        self.entry_environment = config.services[deployment.entry_service].environment
+        self.probe = runtime.usage_probe(deployment)
+        self.gpu = gpu
+
+    def run_trial(
+        self, point_index: int, trial_index: int, scratch: Path, on_progress: Callable[[LiveView], None], label: str
+    ) -> None:
+        """One trial; raises KeyboardInterrupt (or Terminated) after saving what it measured."""
+        load = self.plan.loads[point_index]
+        if point_index == len(self.record.points):
+            self.record.points.append(Point(load=load, load_description=load.describe()))
+        point = self.record.points[point_index]
+        if self.record.placement is None:
+            self.record.placement = _placement(self.record, self.probe, self.loadgen)
+        outcome = run_trial(
+            self.plan, load, self.deployment.entry_url, self.project.path, self.entry_environment,
+            scratch / f"{self.record.id}-p{point_index}-t{trial_index}", self.probe, self.gpu, on_progress, label,
+            cpus=self.loadgen.cpus,
+        )  # fmt: skip
+        placement = self.record.placement
+        if outcome.cpus is not None and placement.loadgen_cpus is not None:
+            placement.loadgen_cpus = list(outcome.cpus)  # as the kernel reports it, not as asked
+        point.trials.append(analyse_trial(outcome, self.plan, load, trial_index))
+        point.summary = pool(point.trials)
+        point.spread = spread(point.trials)
+        point.valid = all(trial.valid for trial in point.trials)
+        if outcome.interruption is not None:
+            raise outcome.interruption
+
+    def finish(self, failure: str | None, interruption: KeyboardInterrupt | None) -> Path | None:
+        """Close the samplers and save the record as complete, interrupted or failed."""
+        record = self.record
+        self.probe.close()
         record.points = [point for point in record.points if point.trials]
         record.status = "failed" if failure else "interrupted" if interruption is not None else "complete"
         reasons = sorted({reason for point in record.points for trial in point.trials for reason in trial.reasons})
@@ -117,11 +124,109 @@ def bench(
         record.reasons = reasons
         record.valid = not reasons
         if record.points or interruption is not None:
-            path = save_run(project.path, record)
+            return save_run(self.project.path, record)
+        return None
+
+
+def _loadgen_placement(options: BenchOptions, config: ProjectConfig, deployment: Deployment) -> Placed:
+    given = options.loadgen_cpus
+    spec = CpuSpec.parse(
+        config.placement.loadgen_cpus if given is None else given,
+        "placement.loadgen_cpus" if given is None else "--loadgen-cpus",
+    )
+    placed = loadgen_cpus(spec, deployment.cpus, available_cpus())
+    if deployment.cpus_shared and (placed.shared or placed.cpus is None):
+        return Placed(placed.cpus, deployment.cpus_shared)  # why `up` could not place them apart
+    return placed
+
+
+def _placement(record: RunRecord, probe: UsageProbe, loadgen: Placed) -> Placement:
+    """What runs where, read back from the kernel or the engine (not what was asked for)."""
+    per_replica = probe.cpus()
+    services: dict[str, list[int] | None] = {}
+    for replica in record.deployment.replicas:
+        cpus, before = per_replica.get(replica.name), services.get(replica.service, [])
+        # A service is pinned when every replica is; its CPUs are theirs together.
+        services[replica.service] = None if cpus is None or before is None else sorted({*before, *cpus})
+    shared = loadgen.shared
+    pinned = [set(cpus) for cpus in services.values() if cpus is not None]
+    if (
+        shared is None
+        and loadgen.cpus is not None
+        and (len(pinned) < len(services) or any(c & set(loadgen.cpus) for c in pinned))
+    ):
+        shared = "the services run on the load generator's CPUs (the deployment was not placed apart from them)"
+    return Placement(
+        machine_cpus=os.cpu_count() or 1,
+        available_cpus=list(available_cpus()),
+        loadgen_cpus=None if loadgen.cpus is None else list(loadgen.cpus),
+        service_cpus=services,
+        cpu_quota={name: service.resources.cpus for name, service in record.config.services.items()},
+        shared=shared,
+    )
+
+
+def bench(
+    project_dir: Path,
+    options: BenchOptions | None = None,
+    on_progress: Callable[[LiveView], None] = lambda view: None,
+) -> tuple[RunRecord, Path | None]:
+    """Run the planned load against the project's deployment; returns (record, its path)."""
+    [(record, path)] = bench_interleaved([project_dir], options, on_progress)
+    return record, path
+
+
+def bench_interleaved(
+    project_dirs: Sequence[Path],
+    options: BenchOptions | None = None,
+    on_progress: Callable[[LiveView], None] = lambda view: None,
+) -> list[tuple[RunRecord, Path | None]]:
+    """The same plan against several deployments, one under load at a time, their trials
+    interleaved (A B, then B A, ...: each round starts with the next project, so that a steady
+    drift of the machine does not favour one side). One record per project, in their order."""
+    options = options or BenchOptions()
+    if len({Path(p).expanduser().absolute() for p in project_dirs}) != len(project_dirs):
+        raise UserInputError("the same project was given twice", hint="give each project once")
+    gpu = GpuSampler()
+    gpu_info = GpuInfo(available=gpu.available, reason=gpu.reason or None, devices=gpu.devices, driver=gpu.driver)
+    sessions: list[_Session] = []
+    interruption: KeyboardInterrupt | None = None
+    failure: str | None = None
+    paths: list[Path | None] = []
+    try:
+        for project_dir in project_dirs:
+            sessions.append(_Session(project_dir, options, gpu, gpu_info))
+        loads = {tuple(s.plan.loads) for s in sessions}
+        if len(loads) > 1:
+            raise UserInputError(
+                "the projects' plans differ (their aiarch.yaml bench: defaults); an interleaved comparison needs the same load",
+                hint="give the load with flags (--users or --rate, --duration, --warmup)",
+            )
+        first = sessions[0].plan
+        with tempfile.TemporaryDirectory(prefix="aiarch-bench-") as scratch:
+            for point_index in range(len(first.loads)):
+                for trial_index in range(first.repeat):
+                    for offset in range(len(sessions)):
+                        session = sessions[(trial_index + offset) % len(sessions)]
+                        label = f"point {point_index + 1}/{len(first.loads)}, trial {trial_index + 1}/{first.repeat}"
+                        if len(sessions) > 1:
+                            label = f"{session.record.architecture}, {label}"
+                        session.run_trial(point_index, trial_index, Path(scratch), on_progress, label)
+    except KeyboardInterrupt as stopped:
+        interruption = stopped
+    except BaseException as error:
+        failure = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+        raise
+    finally:
+        gpu.close()
+        paths = [session.finish(failure, interruption) for session in sessions]
     if interruption is not None:
+        saved = ", ".join(str(path) for path in paths if path) or "nothing"
         raise BenchInterrupted(
-            f"interrupted: the load stopped; what was measured is saved in {path}",
-            hint="the deployment is still running (`aiarch down` to remove it)",
+            f"interrupted: the load stopped; what was measured is saved in {saved}",
+            hint="the deployment is still running (`aiarch down` to remove it)"
+            if len(sessions) < 2
+            else "the deployments are still running (`aiarch down` to remove them)",
             interruption=interruption,
         )
-    return record, path
+    return [(session.record, path) for session, path in zip(sessions, paths, strict=True)]

@@ -31,6 +31,7 @@ class BenchOptions:
     scenario: Path | None = None  # relative to the project folder
     thresholds: Thresholds = field(default_factory=Thresholds)
     seed: int = 0
+    loadgen_cpus: str | None = None  # auto, a CPU list, none; None: aiarch.yaml's placement.loadgen_cpus
 
 
 def parse_sweep(text: str) -> Sweep:

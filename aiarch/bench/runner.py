@@ -18,7 +18,7 @@ import numpy as np
 from aiarch.bench.gpu import GpuSampler, attribute_processes
 from aiarch.bench.stats import Sample
 from aiarch.errors import AiarchError, UserInputError
-from aiarch.processes import ProcessTreeSampler, stop_process_group
+from aiarch.processes import ProcessTreeSampler, affinity, pin, stop_process_group
 from aiarch.run_record import BenchPlan, GpuSample, Load, LoadgenSample, ResourceSample
 from aiarch.runtime.base import UsageProbe
 from aiarch.state import log_tail
@@ -55,6 +55,8 @@ class TrialOutcome:
     interruption: KeyboardInterrupt | None = None  # Ctrl-C, or SIGTERM (Terminated)
     exit_code: int | None = None
     log: Path | None = None
+    lag: list[tuple[float, float, float]] = field(default_factory=list)  # (epoch, mean ms, max ms) per process-second
+    cpus: tuple[int, ...] | None = None  # the CPUs Locust ran on, read back (None: not pinned)
 
     @property
     def interrupted(self) -> bool:
@@ -71,6 +73,7 @@ class _SampleTail:
         self.starts: list[float] = []  # '#start EPOCH' of each load process
         self.late = 0
         self.dropped = 0
+        self.lag: list[tuple[float, float, float]] = []
 
     def read(self) -> list[Sample]:
         new: list[Sample] = []
@@ -95,6 +98,15 @@ class _SampleTail:
         return new
 
     def _marker(self, key: str, value: str) -> None:
+        if key == "lag":  # '#lag EPOCH MEAN_MS MAX_MS': the load process's event-loop lag that second
+            parts = value.split()
+            if len(parts) == 3:
+                try:
+                    epoch, mean, most = (float(part) for part in parts)
+                except ValueError:
+                    return
+                self.lag.append((epoch, mean, most))
+            return
         try:
             number = float(value)
         except ValueError:
@@ -136,7 +148,9 @@ def run_trial(
     gpu: GpuSampler,
     on_progress: Callable[[LiveView], None],
     label: str,
+    cpus: tuple[int, ...] | None = None,
 ) -> TrialOutcome:
+    """One Locust run against URL, on CPUS (None: any), sampled each second until it ends."""
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "locust.log"
     env = {
@@ -165,6 +179,8 @@ def run_trial(
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches aiarch, which stops Locust itself
         )
+    pin(process.pid, cpus)  # before Locust imports anything; its worker processes inherit it
+    outcome.cpus = None if cpus is None else affinity(process.pid)
     try:
         loadgen_sampler = ProcessTreeSampler(process.pid)
         while process.poll() is None:
@@ -199,6 +215,7 @@ def run_trial(
     outcome.started_at = min(tail.starts, default=launched)
     outcome.late_sends = tail.late
     outcome.dropped = tail.dropped
+    outcome.lag = tail.lag
     if not samples and not outcome.interrupted:
         raise _no_request_error(log, outcome.exit_code, project_dir / plan.scenario)
     return outcome

@@ -9,7 +9,18 @@ import numpy as np
 
 from aiarch.bench.runner import TrialOutcome
 from aiarch.bench.stats import endpoint_stats, per_second, summarize
-from aiarch.run_record import ALL, BenchPlan, EndpointStats, Latencies, Load, ResourceSample, ServiceUsage, Trial, Window
+from aiarch.run_record import (
+    ALL,
+    BenchPlan,
+    EndpointStats,
+    Latencies,
+    Load,
+    ResourceSample,
+    ServiceUsage,
+    Spread,
+    Trial,
+    Window,
+)
 
 
 def analyse_trial(outcome: TrialOutcome, plan: BenchPlan, load: Load, index: int) -> Trial:
@@ -43,6 +54,9 @@ def analyse_trial(outcome: TrialOutcome, plan: BenchPlan, load: Load, index: int
             f"load generator CPU {loadgen_cpu:.0f}% > {thresholds.max_loadgen_cpu_percent:.0f}%: it may be the "
             "bottleneck (add --processes, or lower the load)"
         )
+    lag = [(mean, most) for epoch, mean, most in outcome.lag if window_start <= epoch <= window_end + 1.0]
+    lag_mean = round(statistics.fmean(mean for mean, _ in lag), 3) if lag else None
+    lag_max = round(max(most for _, most in lag), 3) if lag else None
     scheduled = None
     if load.kind == "open" and load.rate:
         scheduled = load.rate * duration
@@ -76,6 +90,8 @@ def analyse_trial(outcome: TrialOutcome, plan: BenchPlan, load: Load, index: int
         loadgen=outcome.loadgen,
         gpu=outcome.gpu,
         locust_exit_code=outcome.exit_code,
+        loadgen_lag_ms_mean=lag_mean,
+        loadgen_lag_ms_max=lag_max,
     )
 
 
@@ -116,3 +132,37 @@ def pool(trials: list[Trial]) -> dict[str, EndpointStats]:
         pooled.errors_by_kind = dict(sorted(errors.items(), key=lambda item: -item[1]))
         summary[name] = pooled
     return summary
+
+
+SPREAD_WARNING = 0.10  # coefficient of variation between trials above which a point is flagged
+
+
+def spread(trials: list[Trial]) -> Spread:
+    """How much the trials of one point disagree (throughput and p99), and a warning with likely
+    causes when they disagree by more than SPREAD_WARNING."""
+    if len(trials) < 2:
+        return Spread(trials=len(trials))
+
+    def cv(values: list[float]) -> float | None:
+        mean = statistics.fmean(values)
+        return statistics.stdev(values) / mean if mean > 0 else None
+
+    throughput = cv([trial.total.throughput_rps for trial in trials])
+    p99s = [trial.total.p99_ms for trial in trials]
+    p99 = cv([value for value in p99s if value is not None]) if None not in p99s else None
+    over = [
+        f"{name} {value:.0%}" for name, value in (("throughput", throughput), ("p99", p99)) if value and value > SPREAD_WARNING
+    ]
+    warning = None
+    if over:
+        warning = (
+            f"trials disagree ({', '.join(over)} coefficient of variation, over {SPREAD_WARNING:.0%}): other work on "
+            "the machine, CPU frequency or thermal changes, a load generator near its limit, or a warm-up too short "
+            "for caches and the JIT; compare with care, or measure longer and repeat"
+        )
+    return Spread(
+        trials=len(trials),
+        throughput_cv=None if throughput is None else round(throughput, 4),
+        p99_cv=None if p99 is None else round(p99, 4),
+        warning=warning,
+    )

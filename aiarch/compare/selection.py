@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from aiarch.errors import UserInputError
+from aiarch.placement import format_cpus
 from aiarch.run_record import Point, RunRecord, RunSummary, list_runs, load_run, runs_dir
 
 
@@ -118,6 +119,15 @@ def differences_besides_architecture(runs: list[Run]) -> list[str]:
     differs("runtime", lambda r: r.runtime)
     differs("duration and warm-up", lambda r: (r.plan.duration_s, r.plan.warmup_s))
     differs("scenario", lambda r: r.plan.scenario)
+    differs("CPU placement", _placement)
+    for run in runs:
+        sharing = (
+            run.record.placement.shared if run.record.placement else "not recorded (a record from before aiarch placed CPUs)"
+        )
+        if sharing:
+            flags.append(f"the load generator shares CPUs with the services in {run.label}: {sharing}")
+        if run.point.spread is not None and run.point.spread.warning:
+            flags.append(f"{run.label}: {run.point.spread.warning}")
     for run in runs:
         if run.record.config_changed_after_up:
             flags.append(
@@ -133,3 +143,19 @@ def differences_besides_architecture(runs: list[Run]) -> list[str]:
 
         differs(f"{key} (model or app setting)", setting)
     return flags
+
+
+def _placement(record: RunRecord) -> str:
+    """Where the load generator and the services ran, and their CPU quota, in a few words."""
+    placement = record.placement
+    if placement is None:
+        return "not recorded"
+
+    def cpus(value: list[int] | None) -> str:
+        return "any" if value is None else format_cpus(value)
+
+    services = sorted({cpus(value) for value in placement.service_cpus.values()})
+    quota = sorted({f"{value:g}" for value in placement.cpu_quota.values() if value is not None})
+    return f"load generator on CPU {cpus(placement.loadgen_cpus)}, services on CPU {' + '.join(services)}" + (
+        f", quota {'/'.join(quota)} CPUs" if quota else ""
+    )

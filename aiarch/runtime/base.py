@@ -43,6 +43,10 @@ class UpOptions:
     port: int | None = None
     rebuild: bool = False
     ready_timeout_s: float = 120.0
+    # The CPUs every replica is pinned to (aiarch.placement); None: not pinned. SHARED says why
+    # the load generator will share CPUs with the services, when it will.
+    cpus: tuple[int, ...] | None = None
+    cpus_shared: str | None = None
 
     def replicas_of(self, name: str, service: Service) -> int:
         return self.replicas.get(name, service.replicas)
@@ -93,6 +97,10 @@ class Deployment:
     # aiarch.yaml as `up` deployed it: bench records this, not a file edited since (None in
     # records written before aiarch kept it).
     config: ProjectConfig | None = None
+    # The CPUs the services were pinned to at `up` (None: not pinned), and why the load generator
+    # will share CPUs with them (None: it will not).
+    cpus: tuple[int, ...] | None = None
+    cpus_shared: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         document = asdict(self)
@@ -108,6 +116,7 @@ class Deployment:
                 "replicas": tuple(Replica(**r) for r in document["replicas"]),
                 "images": tuple(ImageInfo(**i) for i in document.get("images", ())),
                 "config": None if config is None else ProjectConfig.model_validate(config),
+                "cpus": None if document.get("cpus") is None else tuple(document["cpus"]),
             }
         )
 
@@ -145,6 +154,10 @@ class UsageProbe(Protocol):
     def service_of_pid(self, pid: int) -> str | None: ...
 
     def service_of_container(self) -> dict[str, str]: ...
+
+    def cpus(self) -> dict[str, tuple[int, ...] | None]:
+        """Each replica's CPUs as the kernel or engine reports them now (None: not pinned)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -191,6 +204,7 @@ def new_deployment(
     images: Sequence[ImageInfo] = (),
     network: str | None = None,
     build_s: float | None = None,
+    options: UpOptions | None = None,
 ) -> Deployment:
     """The record of a deployment whose every replica just became ready.
 
@@ -198,7 +212,7 @@ def new_deployment(
     there to now. The entry URL is the entry replica's published URL, else its address.
     """
     return replace(
-        starting_deployment(project, deployment_id, runtime, replicas, network=network),
+        starting_deployment(project, deployment_id, runtime, replicas, network=network, options=options),
         state="ready",
         images=tuple(images),
         build_s=None if build_s is None else round(build_s, 3),
@@ -207,7 +221,13 @@ def new_deployment(
 
 
 def starting_deployment(
-    project: Project, deployment_id: str, runtime: str, replicas: Sequence[Replica], *, network: str | None = None
+    project: Project,
+    deployment_id: str,
+    runtime: str,
+    replicas: Sequence[Replica],
+    *,
+    network: str | None = None,
+    options: UpOptions | None = None,
 ) -> Deployment:
     """The record `up` saves as each replica starts, before any is ready (state "starting").
 
@@ -228,6 +248,8 @@ def starting_deployment(
         network=network,
         state="starting",
         config=without_secrets(project.config),
+        cpus=options.cpus if options else None,
+        cpus_shared=options.cpus_shared if options else None,
     )
 
 

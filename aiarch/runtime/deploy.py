@@ -10,8 +10,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiarch import placement
 from aiarch.config import ProjectConfig
 from aiarch.errors import UserInputError
+from aiarch.placement import CpuSpec
 from aiarch.runtime.base import (
     Deployment,
     DownReport,
@@ -128,21 +130,39 @@ def up(
     rebuild: bool = False,
     ready_timeout_s: float = 120.0,
     reporter: Reporter | None = None,
+    service_cpus: str | None = None,
+    loadgen_cpus: str | None = None,
 ) -> UpResult:
     """Build (Docker), start every service dependencies first, wait until each is ready.
 
     REPLICAS overrides aiarch.yaml's counts per service ({"inference": 2}; 1-64 each).
+    SERVICE_CPUS and LOADGEN_CPUS override aiarch.yaml's `placement` (aiarch.placement): the
+    services run on their CPUs, the load generator's are left free for `bench`.
     """
     project = Project.load(project_dir)
     if port is not None and not 1 <= port <= 65535:
         raise UserInputError(f"--port {port} is not a port number (1-65535)")
     if ready_timeout_s <= 0:
         raise UserInputError("--timeout must be > 0 seconds")
+    settings = project.config.placement
+    placed = placement.service_cpus(
+        CpuSpec.parse(
+            settings.loadgen_cpus if loadgen_cpus is None else loadgen_cpus,
+            "placement.loadgen_cpus" if loadgen_cpus is None else "--loadgen-cpus",
+        ),
+        CpuSpec.parse(
+            settings.service_cpus if service_cpus is None else service_cpus,
+            "placement.service_cpus" if service_cpus is None else "--cpus",
+        ),
+        placement.available_cpus(),
+    )
     options = UpOptions(
         replicas=_checked_replicas(replicas or {}, project.config),
         port=port,
         rebuild=rebuild,
         ready_timeout_s=ready_timeout_s,
+        cpus=placed.cpus,
+        cpus_shared=placed.shared,
     )
     _check_one_entry_replica(project.config, options)
     chosen, notice = select_runtime(runtime)

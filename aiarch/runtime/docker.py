@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from aiarch.config import Build, Service, recorded_environment
 from aiarch.errors import AiarchError, UserInputError
 from aiarch.ids import new_id
+from aiarch.placement import format_cpus, parse_cpus
 from aiarch.runtime.base import (
     Deployment,
     DownReport,
@@ -207,7 +208,8 @@ class DockerRuntime:
                     # which deployment they belong to and that it is not ready.
                     starting = [*replicas, *(replica for replica, _ in started)]
                     save_deployment(
-                        project, starting_deployment(project, deployment_id, self.name, starting, network=network_name)
+                        project,
+                        starting_deployment(project, deployment_id, self.name, starting, network=network_name, options=options),
                     )
                     recorded = True
                 for replica, container in started:
@@ -223,6 +225,7 @@ class DockerRuntime:
                 images=tuple(images.values()),
                 network=network_name,
                 build_s=build_s,
+                options=options,
             )
             save_deployment(project, deployment)
             return deployment
@@ -328,6 +331,8 @@ class DockerRuntime:
             kwargs["ports"] = {f"{service.port}/tcp": ("127.0.0.1", options.port)}
         if service.resources.cpus:
             kwargs["nano_cpus"] = int(service.resources.cpus * 1e9)
+        if options.cpus is not None:
+            kwargs["cpuset_cpus"] = format_cpus(options.cpus)  # the host's CPUs (aiarch.placement)
         if service.resources.memory_bytes:
             kwargs["mem_limit"] = service.resources.memory_bytes
         if service.gpus:
@@ -524,6 +529,7 @@ class DockerUsageProbe:
     """The engine's stats stream of each container (one reading a second), latest kept."""
 
     def __init__(self, client: docker.DockerClient, deployment: Deployment) -> None:
+        self._client = client
         self._replicas = [r for r in deployment.replicas]
         self._latest: dict[str, tuple[float | None, int | None]] = {}
         self._streams: list[Any] = []
@@ -557,6 +563,18 @@ class DockerUsageProbe:
 
     def service_of_container(self) -> dict[str, str]:
         return {replica.id: replica.service for replica in self._replicas}
+
+    def cpus(self) -> dict[str, tuple[int, ...] | None]:
+        import docker
+
+        cpus: dict[str, tuple[int, ...] | None] = {}
+        for replica in self._replicas:
+            try:
+                cpuset = (self._client.api.inspect_container(replica.id).get("HostConfig") or {}).get("CpusetCpus") or ""
+            except docker.errors.APIError:
+                cpuset = ""
+            cpus[replica.name] = tuple(sorted(parse_cpus(cpuset))) if cpuset else None
+        return cpus
 
     def close(self) -> None:
         self._stopping.set()

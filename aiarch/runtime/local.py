@@ -26,7 +26,8 @@ import psutil
 from aiarch.config import Service, recorded_environment
 from aiarch.errors import AiarchError, UserInputError
 from aiarch.ids import new_id
-from aiarch.processes import ProcessTreeSampler, TreeUsage, group_members, stop_group_members
+from aiarch.placement import available_cpus
+from aiarch.processes import ProcessTreeSampler, TreeUsage, affinity, group_members, pin, pin_group, stop_group_members
 from aiarch.runtime.base import (
     DEPLOYMENT_FILE,
     Deployment,
@@ -194,10 +195,12 @@ class LocalRuntime:
                 reporter.step(f"starting {name} ({count} replica{'s' if count > 1 else ''}) as local processes")
                 for index in range(count):
                     port = options.port if (name == entry_name and options.port and index == 0) else free_port()
-                    self._start(project, name, index, port, urls, deployment_id, started)
+                    self._start(project, name, index, port, urls, deployment_id, started, options.cpus)
                     urls.setdefault(name, []).append(f"http://{started[-1][0].address}")
                     # Recorded before anything waits: `down` finds it whatever happens to us next.
-                    save_deployment(project, starting_deployment(project, deployment_id, self.name, [r for r, _ in started]))
+                    save_deployment(
+                        project, starting_deployment(project, deployment_id, self.name, [r for r, _ in started], options=options)
+                    )
                 for replica, process in started:
                     if replica.service == name:
                         reporter.step(f"waiting for {replica.name} to be ready")
@@ -214,7 +217,8 @@ class LocalRuntime:
                                 "per replica; aiarch.yaml's `port` is the port in containers)"
                             ),
                         )
-            deployment = new_deployment(project, deployment_id, self.name, [r for r, _ in started], started_at)
+                        pin_group(process.pid, options.cpus)  # what the command started meanwhile too
+            deployment = new_deployment(project, deployment_id, self.name, [r for r, _ in started], started_at, options=options)
             save_deployment(project, deployment)
             return deployment
         except BaseException:
@@ -235,8 +239,10 @@ class LocalRuntime:
         urls: dict[str, list[str]],
         deployment_id: str,
         started: list[tuple[Replica, subprocess.Popen[bytes]]],
+        cpus: tuple[int, ...] | None,
     ) -> None:
-        """Start one replica in its own session and record it (STARTED, then its process file)."""
+        """Start one replica in its own session, on CPUS (None: any), and record it (STARTED,
+        then its process file)."""
         service = project.config.services[name]
         command = [sys.executable if part == "python" else part for part in service.command]
         given = {
@@ -267,6 +273,7 @@ class LocalRuntime:
                 f"cannot start {name}: {error.strerror} ({command[0]})",
                 hint=f"check services.{name}.command in aiarch.yaml",
             ) from None
+        pin(process.pid, cpus)
         replica = Replica(
             service=name,
             index=index,
@@ -379,6 +386,15 @@ class LocalUsageProbe:
 
     def service_of_container(self) -> dict[str, str]:
         return {}
+
+    def cpus(self) -> dict[str, tuple[int, ...] | None]:
+        everything = available_cpus()
+        cpus: dict[str, tuple[int, ...] | None] = {}
+        for replica, _ in self._replicas:
+            process = _find(replica.id)
+            now = None if process is None else affinity(process.pid)
+            cpus[replica.name] = None if now is None or set(now) >= set(everything) else now
+        return cpus
 
     def close(self) -> None:
         pass

@@ -3,6 +3,7 @@ service asked to run several replicas, a deployment still starting; and Ctrl-C i
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,53 @@ def test_ctrl_c_in_logs_follow_exits_130(shop_projects, monkeypatch: pytest.Monk
     result = runner.invoke(app, ["logs", "monolith", "-p", str(shop_projects["monolith"]), "--follow"])
     assert result.exit_code == 130, result.output
     assert result.stdout == "a line\n" and "interrupted:" in result.stderr
+
+
+def _top_cpu() -> int:
+    return max(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (lambda: ["--cpus", "4095"], "error: --cpus: CPU 4095 does not exist here or is not ours to use"),
+        (lambda: ["--loadgen-cpus", "4000-4001"], "error: --loadgen-cpus: CPU 4000-4001 does not exist here"),
+        (lambda: ["--cpus", ""], "error: --cpus: '' is not a CPU list"),
+        (lambda: ["--cpus", "3-1"], "error: --cpus: '3-1' is an empty range"),
+        (
+            lambda: ["--cpus", str(_top_cpu()), "--loadgen-cpus", str(_top_cpu())],
+            f"error: the load generator's CPUs ({_top_cpu()}) overlap the services' ({_top_cpu()})",
+        ),
+    ],
+    ids=["no-such-cpu", "no-such-loadgen-cpu", "empty", "reversed", "overlap"],
+)
+def test_impossible_cpu_placements_are_refused_before_anything_starts(shop_projects, flags, message: str):
+    project = shop_projects["monolith"]
+    try:
+        result = runner.invoke(app, ["up", "-p", str(project), "--runtime", "local", *flags()])
+    finally:
+        down(project)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(message), result.stderr
+    assert result.stderr.count("error:") == 1 and "Traceback" not in result.output
+    assert service_processes() == []
+
+
+def test_bench_refuses_load_generator_cpus_that_overlap_the_services(shop_projects):
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("placement needs at least 2 CPUs; this machine gives the tests 1")
+    project = shop_projects["monolith"]
+    try:
+        up = runner.invoke(app, ["up", "-p", str(project), "--runtime", "local"])
+        assert up.exit_code == 0, up.output
+        deployment = load_deployment(Project.load(project))
+        assert deployment is not None and deployment.cpus
+        services = ",".join(map(str, deployment.cpus))
+        result = runner.invoke(
+            app, ["bench", "-p", str(project), "--loadgen-cpus", services, "--users", "1", "--duration", "2s", "--warmup", "1s"]
+        )
+    finally:
+        down(project)
+    assert result.exit_code == 2, result.output
+    assert "overlap the deployment's services'" in result.stderr and result.stderr.count("error:") == 1
+    assert not list((project / ".aiarch" / "runs").glob("*.json"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aiarch.bench import BenchOptions, bench
+from aiarch.placement import available_cpus, format_cpus
 from aiarch.run_record import load_run
 from aiarch.runtime import down, up
 
@@ -15,7 +16,8 @@ pytestmark = pytest.mark.docker
 def test_bench_on_docker_writes_a_valid_record(shop_projects, arch: str):
     project = shop_projects[arch]
     try:
-        up(project, runtime="docker")
+        deployment = up(project, runtime="docker").deployment
+        cpusets = {replica.service: _cpuset(replica.id) for replica in deployment.replicas}
         _, path = bench(project, BenchOptions(users=4, duration_s=4, warmup_s=1))
     finally:
         down(project)
@@ -30,3 +32,23 @@ def test_bench_on_docker_writes_a_valid_record(shop_projects, arch: str):
     assert all(usage.memory_bytes_peak > 10 * 1024**2 for usage in services.values())
     assert any(usage.cpu_percent_mean > 0 for usage in services.values())
     assert {"/products/{id}", "/products?category", "/recommend"} <= set(saved.points[0].endpoints)
+    # Each container's cpuset, as the engine reports it, is what the record says (placement).
+    placement = saved.placement
+    assert placement is not None
+    if len(available_cpus()) >= 2:
+        assert deployment.cpus and placement.shared is None
+        assert cpusets == dict.fromkeys(expected, format_cpus(deployment.cpus))
+        assert {s: format_cpus(c or []) for s, c in placement.service_cpus.items()} == cpusets
+        assert placement.loadgen_cpus and not set(placement.loadgen_cpus) & set(deployment.cpus)
+    else:
+        assert set(cpusets.values()) == {""} and placement.shared
+
+
+def _cpuset(container_id: str) -> str:
+    from aiarch.runtime.docker import connect
+
+    client = connect()
+    try:
+        return client.api.inspect_container(container_id)["HostConfig"]["CpusetCpus"]
+    finally:
+        client.close()

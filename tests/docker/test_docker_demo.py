@@ -13,7 +13,7 @@ pytestmark = pytest.mark.docker
 
 
 def test_demo_runs_end_to_end_on_docker(tmp_path: Path, engine):
-    result = run_demo(tmp_path / "demo", runtime="docker", users=4, duration_s=4, warmup_s=2)
+    result = run_demo(tmp_path / "demo", runtime="docker", users=4, duration_s=3, warmup_s=1, repeat=2)
     comparison = result.comparison
     assert result.runtime == "docker"
     assert all(run.record.runtime == "docker" for run in comparison.runs)

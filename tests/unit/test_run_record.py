@@ -38,6 +38,16 @@ def test_a_record_of_schema_1_still_loads_with_every_latency():
         assert point.total.p99_ms == pytest.approx(raw_point["summary"]["*"]["p99_ms"])
 
 
+def test_a_record_of_schema_2_loads_with_what_it_lacks_unknown():
+    """tests/fixtures/run-v2.json was written by the aiarch.run/2 writer (the v1 fixture, saved)."""
+    record = load_run(FIXTURE_V1.with_name("run-v2.json"))
+    assert record.schema_id == SCHEMA and record.placement is None
+    assert record.points[0].spread is None and record.points[0].trials[0].loadgen_lag_ms_mean is None
+    assert record.model_dump(mode="json", exclude={"created_at"}) == load_run(FIXTURE_V1).model_dump(
+        mode="json", exclude={"created_at"}
+    )
+
+
 def test_saving_and_loading_round_trips(tmp_path: Path):
     record = load_run(FIXTURE_V1)
     path = save_run(tmp_path, record)

@@ -102,8 +102,9 @@ def test_a_readiness_timeout_says_what_was_tried(project_copy, cleanup):
     project = project_copy("monolith")
     cleanup(project)
     edit_config(project, lambda doc: doc["services"]["monolith"].update(readiness_path="/not-there"))
-    with pytest.raises(NotReady, match=r"not ready after 3 s \(last check: GET http://127.0.0.1:\d+/not-there: 404\)"):
-        up(project, runtime="local", ready_timeout_s=3)
+    # Long enough for the service to start listening on one busy CPU (it is pinned to its own).
+    with pytest.raises(NotReady, match=r"not ready after 8 s \(last check: GET http://127.0.0.1:\d+/not-there: 404\)"):
+        up(project, runtime="local", ready_timeout_s=8)
     assert service_processes() == []
 
 

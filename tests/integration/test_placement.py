@@ -83,9 +83,7 @@ def test_interleaved_trials_alternate_and_share_the_same_cpus(shop_projects, cle
         cleanup(project)
         up(project, "local")
     (mono, _), (micro, _) = bench_interleaved(projects, BenchOptions(users=2, duration_s=1.5, warmup_s=0.5, repeat=2))
-    starts = sorted(
-        (trial.window.start, record.architecture) for record in (mono, micro) for trial in record.points[0].trials
-    )
+    starts = sorted((trial.window.start, record.architecture) for record in (mono, micro) for trial in record.points[0].trials)
     # Round 1: monolith then microservices; round 2 starts with the other side.
     assert [arch for _, arch in starts] == ["monolith", "microservices", "microservices", "monolith"]
     assert mono.placement is not None and micro.placement is not None

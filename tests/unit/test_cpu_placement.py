@@ -15,9 +15,7 @@ def spec(text: str) -> CpuSpec:
     return CpuSpec.parse(text)
 
 
-@pytest.mark.parametrize(
-    ("text", "cpus"), [("0", {0}), ("0-3", {0, 1, 2, 3}), ("0-1,6", {0, 1, 6}), (" 2 , 4-5 ", {2, 4, 5})]
-)
+@pytest.mark.parametrize(("text", "cpus"), [("0", {0}), ("0-3", {0, 1, 2, 3}), ("0-1,6", {0, 1, 6}), (" 2 , 4-5 ", {2, 4, 5})])
 def test_cpu_lists_parse_and_format_back(text, cpus):
     assert parse_cpus(text) == cpus
     assert parse_cpus(format_cpus(cpus)) == cpus

@@ -358,13 +358,15 @@ def show_comparison(comparison: Comparison) -> None:
         if run is baseline:
             continue
         differences = Table(
-            title=f"{escape(run.label)} against the baseline {escape(baseline.label)} (95% bootstrap CI)",
+            title=f"{escape(run.label)} against the baseline {escape(baseline.label)} "
+            f"(95% CI over {escape(comparison.differences[run.id].replication.describe())})",
             title_justify="left",
             box=box.SIMPLE_HEAD,
             padding=(0, 1),
             collapse_padding=True,
             pad_edge=False,
-            caption="latency in ms; differs: the 95% interval excludes 0",
+            caption="latency in ms; differs: the 95% interval excludes 0; trial only: it excludes 0 within one trial, "
+            "which leaves out run-to-run drift",
         )
         differences.add_column("metric", overflow="fold", min_width=12)
         for column in ("baseline", "run", "difference", "95% CI", "differs"):
@@ -380,7 +382,7 @@ def show_comparison(comparison: Comparison) -> None:
                 f"{d.candidate:,.2f}",
                 f"{d.difference:+,.2f}" + ("" if d.relative is None else f" {d.relative:+.0%}"),
                 f"[{d.low:+,.2f}, {d.high:+,.2f}]",
-                f"[{style}]{'yes' if d.significant else 'no'}[/]",
+                f"[{style}]{'yes' if d.significant else 'trial only' if d.excludes_zero else 'no'}[/]",
             )
         out.print(differences)
     scorecard = Table(title="Scorecard of the claims", title_justify="left", box=box.SIMPLE_HEAD)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from aiarch.compare.selection import Run
-from aiarch.compare.stats import Difference, mean_difference, percentile_difference
+from aiarch.compare.stats import MIN_TRIALS, Difference, mean_difference, percentile_difference
 from aiarch.run_record import EndpointStats, percentile_field
 
 GIB = 1024**3
@@ -161,13 +162,64 @@ def figures(run: Run) -> RunFigures:
     )
 
 
+def interleaved(baseline: Run, run: Run) -> bool:
+    """Whether the two runs' trials took turns in time (A B A B, A B B A...) rather than one run's
+    trials mostly before the other's, where a drift of the machine over time reads as a
+    difference: more blocks of one side's trials in the time order than the smaller side has
+    trials, and more than 2 (A A A B B B: 2 blocks; A B B A A B: 4)."""
+    starts = sorted([(t.window.start, 0) for t in baseline.point.trials] + [(t.window.start, 1) for t in run.point.trials])
+    sides = [side for _, side in starts]
+    blocks = 1 + sum(1 for before, after in pairwise(sides) if before != after)
+    return blocks > max(2, min(len(baseline.point.trials), len(run.point.trials)))
+
+
+@dataclass(frozen=True)
+class Replication:
+    """What the intervals of one comparison replicate over: trials (they hold the drift between
+    runs) or, with one trial on a side, the requests of that trial (they do not)."""
+
+    baseline_trials: int
+    candidate_trials: int
+    interleaved: bool
+
+    @property
+    def unit(self) -> Literal["trials", "requests"]:
+        return "trials" if min(self.baseline_trials, self.candidate_trials) >= MIN_TRIALS else "requests"
+
+    def describe(self) -> str:
+        """ "trials (3 vs 3, interleaved)", or what one trial a side leaves out."""
+        counts = f"{self.baseline_trials} vs {self.candidate_trials}"
+        if self.unit == "requests":
+            return (
+                f"requests within one trial ({counts} trials): the intervals cover the noise within a run, "
+                "not the drift between runs"
+            )
+        order = "interleaved" if self.interleaved else "not interleaved: a drift of the machine over time reads as a difference"
+        return f"trials ({counts}, {order})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "unit": self.unit,
+            "baseline_trials": self.baseline_trials,
+            "candidate_trials": self.candidate_trials,
+            "interleaved": self.interleaved,
+            "description": self.describe(),
+        }
+
+
 @dataclass(frozen=True)
 class Differences:
     """candidate - baseline: throughput, latency percentiles in total and per endpoint."""
 
     throughput_rps: Difference
     percentiles: dict[float, Difference]  # q -> all requests' q-th percentile
+    replication: Replication
     per_endpoint: dict[str, dict[float, Difference]] = field(default_factory=dict)
+
+    @property
+    def one_trial(self) -> bool:
+        """One trial on a side: the intervals leave out run-to-run drift; no winner is named."""
+        return self.replication.unit == "requests"
 
     def rows(self) -> Iterator[tuple[str, Difference]]:
         """(metric, difference) in the order a person reads them."""
@@ -194,8 +246,12 @@ def differences_against(baseline: Run, run: Run, seed: int) -> Differences:
         throughput_rps=mean_difference(trial_rates(baseline), trial_rates(run), seed),
         percentiles={q: percentile_difference(base_latencies, run_latencies, q, seed) for q in PERCENTILES_COMPARED},
         per_endpoint=per_endpoint,
+        replication=Replication(len(baseline.point.trials), len(run.point.trials), interleaved(baseline, run)),
     )
 
+
+ONE_TRIAL = "one trial on a side leaves out run-to-run drift"
+ONE_TRIAL_HINT = "for a verdict, bench both interleaved with 3 trials or more: aiarch bench -p A -p B --repeat 3"
 
 CardKind = Literal["verdict", "no verdict", "not measured"]
 
@@ -246,7 +302,12 @@ def scorecard(baseline: Run, runs: list[Run], table: list[RunFigures], differenc
         per_endpoint = {endpoint: by_q[50.0] for endpoint, by_q in diff.per_endpoint.items()}
         slower = {e: d for e, d in per_endpoint.items() if d.significant and d.difference > 0}
         faster = {e: d for e, d in per_endpoint.items() if d.significant and d.difference < 0}
-        if slower:
+        trials = f"{diff.replication.baseline_trials} vs {diff.replication.candidate_trials} trials"
+        one_trial = f"no verdict: {ONE_TRIAL} ({trials})"
+        within = " (within one trial)" if diff.one_trial else ""
+        if diff.one_trial:
+            latency = one_trial
+        elif slower:
             latency = (
                 f"holds here: {name} adds " + ", ".join(f"{d.difference:.2f} ms on {e}" for e, d in slower.items()) + " at p50"
             )
@@ -256,15 +317,23 @@ def scorecard(baseline: Run, runs: list[Run], table: list[RunFigures], differenc
             latency = "no significant difference at this load"
         card(
             "Monolith: lower latency (in-process calls, no network hop)",
-            f"all requests: p50 {_interval(p50, 'ms')}, p99 {_interval(p99, 'ms')}; "
+            f"all requests{within}: p50 {_interval(p50, 'ms')}, p99 {_interval(p99, 'ms')}; "
             + "; ".join(f"{e} p50 {_interval(d, 'ms')}" for e, d in per_endpoint.items()),
             latency,
+            "no verdict" if diff.one_trial else "verdict",
         )
-        if rate.significant:
+        if diff.one_trial:
+            throughput = one_trial
+        elif rate.significant:
             throughput = f"{name} serves {abs(rate.relative or 0):.0%} {'more' if rate.difference > 0 else 'less'} at this load"
         else:
             throughput = "no significant difference at this load"
-        card("Network hops cost throughput", f"req/s {_interval(rate, 'req/s')}", throughput)
+        card(
+            "Network hops cost throughput",
+            f"req/s{within} {_interval(rate, 'req/s')}",
+            throughput,
+            "no verdict" if diff.one_trial else "verdict",
+        )
         if row.rps_per_core and base.rps_per_core:
             ratio = row.rps_per_core / base.rps_per_core
             per_gib = (row.rps_per_gib or 0) / (base.rps_per_gib or 1)
@@ -306,16 +375,31 @@ def scorecard(baseline: Run, runs: list[Run], table: list[RunFigures], differenc
     return cards
 
 
+def _relative(d: Difference) -> str:
+    return "" if d.relative is None else f" ({d.relative:+.1%})"
+
+
 def verdict(baseline: Run, runs: list[Run], differences: dict[str, Differences], flags: list[str]) -> str:
-    """One sentence: the latency and throughput result, or why none is named."""
+    """One sentence: the latency and throughput result, or why none is named (an invalid run; one
+    trial on a side, whose within-run figures are then given as such)."""
     reason_blocked = blocked(runs)
     if reason_blocked:
         return reason_blocked
     parts = []
-    for run in runs:
-        if run is baseline:
+    others = [run for run in runs if run is not baseline]
+    every_one_trial = all(differences[run.id].one_trial for run in others)
+    for run in others:
+        diff = differences[run.id]
+        p50, rate = diff.percentiles[50.0], diff.throughput_rps
+        who = f"{run.record.architecture} vs {baseline.record.architecture}"
+        if diff.one_trial:
+            trials = f"{diff.replication.baseline_trials} vs {diff.replication.candidate_trials} trials"
+            within = f"p50 {p50.difference:+.2f} ms{_relative(p50)}, throughput {rate.difference:+.1f} req/s{_relative(rate)}"
+            if every_one_trial:
+                parts.append(f"{who} ({trials}), within one trial: {within}")
+            else:
+                parts.append(f"{who}: no verdict, {ONE_TRIAL} ({trials}); within one trial: {within}")
             continue
-        p50, rate = differences[run.id].percentiles[50.0], differences[run.id].throughput_rps
         latency = (
             f"{'slower' if p50.difference > 0 else 'faster'} by {abs(p50.difference):.2f} ms at p50"
             if p50.significant else "no significant p50 difference"
@@ -324,6 +408,11 @@ def verdict(baseline: Run, runs: list[Run], differences: dict[str, Differences],
             f"{abs(rate.relative or 0):.0%} {'more' if rate.difference > 0 else 'less'} throughput"
             if rate.significant else "no significant throughput difference"
         )  # fmt: skip
-        parts.append(f"{run.record.architecture} vs {baseline.record.architecture}: {latency}, {throughput}")
+        parts.append(f"{who}: {latency}, {throughput}")
+    text = "; ".join(parts)
+    if every_one_trial:
+        text = f"no verdict: {ONE_TRIAL}. {text}"
+    if any(differences[run.id].one_trial for run in others):
+        text += f" ({ONE_TRIAL_HINT})"
     caveat = f" (caution: {len(flags)} difference(s) between the runs besides the architecture)" if flags else ""
-    return "; ".join(parts) + caveat
+    return text + caveat

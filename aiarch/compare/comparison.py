@@ -33,8 +33,9 @@ class Comparison:
 
     @property
     def named_no_verdict(self) -> bool:
-        """True when a run is invalid: then no winner is named."""
-        return any(not run.valid for run in self.runs)
+        """True when no winner is named: a run is invalid, or a side has one trial (its intervals
+        leave out run-to-run drift)."""
+        return any(not run.valid for run in self.runs) or any(d.one_trial for d in self.differences.values())
 
     def to_json(self, plots: list[str] | None = None) -> dict[str, Any]:
         return {
@@ -55,6 +56,7 @@ class Comparison:
             ],
             "table": [row.to_json() for row in self.table],
             "differences": {run_id: d.to_json() for run_id, d in self.differences.items()},
+            "replication": {run_id: d.replication.to_json() for run_id, d in self.differences.items()},
             "flags": self.flags,
             "scorecard": [vars(card) for card in self.scorecard],
             "verdict": self.verdict,

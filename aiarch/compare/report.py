@@ -207,8 +207,15 @@ class DifferenceRow:
             f"{d.baseline:.2f} -> {d.candidate:.2f}",
             f"{d.difference:+.2f}{relative}",
             f"[{d.low:+.2f}, {d.high:+.2f}]",
-            "significant" if d.significant else "no significant difference",
+            self.reading,
         ]
+
+    @property
+    def reading(self) -> str:
+        d = self.value
+        if d.unit == "requests":
+            return f"within one trial only: the interval {'excludes' if d.excludes_zero else 'holds'} 0"
+        return "significant" if d.significant else "no significant difference"
 
 
 def difference_rows(comparison: Comparison) -> list[DifferenceRow]:
@@ -220,6 +227,23 @@ def difference_rows(comparison: Comparison) -> list[DifferenceRow]:
 
 
 DIFFERENCE_HEADER = ["run", "metric", "baseline -> run", "difference", "95% CI", "reading"]
+
+
+def replication_lines(comparison: Comparison) -> list[str]:
+    """What each run's intervals replicate over, one line per compared run."""
+    lines = []
+    for run in comparison.runs:
+        if run.id in comparison.differences:
+            replication = comparison.differences[run.id].replication
+            method = (
+                "Welch's t over the trials' own figures (log scale)"
+                if replication.unit == "trials"
+                else "a bootstrap over the trial's requests (seconds for req/s); no winner is named"
+            )
+            lines.append(f"{run.label}: {replication.describe()}; {method}")
+    return lines
+
+
 SCORECARD_HEADER = ["claim", "compared", "figure", "verdict"]
 
 
@@ -230,7 +254,8 @@ def _markdown(comparison: Comparison) -> str:
         lines += ["**Flags** (differences besides the architecture):", *[f"- {flag}" for flag in comparison.flags], ""]
     lines += ["## Side by side", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("\n", "<br>") for cell in [row.label, *row.cells]) + " |" for row in rows]
-    lines += ["", f"## Differences against the baseline ({comparison.baseline.id}), 95% bootstrap CI", ""]
+    lines += ["", f"## Differences against the baseline ({comparison.baseline.id}), 95% CI", ""]
+    lines += [f"Replication, {line}" for line in replication_lines(comparison)] + [""]
     lines += ["| " + " | ".join(DIFFERENCE_HEADER) + " |", "|" + "---|" * len(DIFFERENCE_HEADER)]
     lines += ["| " + " | ".join(row.cells()) + " |" for row in difference_rows(comparison)]
     lines += [
@@ -279,7 +304,8 @@ figcaption {{ font-weight: 600; margin-bottom: 0.3rem; }}
 <p class="verdict" id="verdict">{html.escape(comparison.verdict)}</p>
 {f'<div class="flags"><p>Differences between the runs besides the architecture:</p><ul>{flags}</ul></div>' if flags else ""}
 <h2>Side by side</h2>{table(header, [[row.label, *row.cells] for row in rows])}
-<h2>Differences against the baseline ({html.escape(comparison.baseline.id)}), 95% bootstrap CI</h2>
+<h2>Differences against the baseline ({html.escape(comparison.baseline.id)}), 95% CI</h2>
+{"".join(f'<p class="replication">Replication, {html.escape(line)}</p>' for line in replication_lines(comparison))}
 {table(DIFFERENCE_HEADER, [row.cells() for row in difference_rows(comparison)])}
 <h2>Scorecard of the claims</h2>{table(SCORECARD_HEADER, scorecard)}
 <h2>Plots</h2>{figures}

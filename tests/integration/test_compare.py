@@ -12,7 +12,7 @@ import pytest
 from helpers import ServiceTimeServer, measured_project
 from typer.testing import CliRunner
 
-from aiarch.bench import BenchOptions, Thresholds, bench, parse_sweep
+from aiarch.bench import BenchOptions, Thresholds, bench, bench_interleaved, parse_sweep
 from aiarch.cli import app
 from aiarch.compare import compare
 from aiarch.run_record import load_run
@@ -32,6 +32,63 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path
         _, sweep = bench(project, BenchOptions(sweep=parse_sweep("users=1,3"), duration_s=2, warmup_s=0.5))
     (folder / "sweep.txt").write_text(str(sweep))
     return project, valid, invalid
+
+
+@pytest.fixture(scope="module")
+def runs_of_trials(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two projects on one server: one trial each; two trials each, interleaved; then two more
+    trials of the first, after the others (not interleaved with them)."""
+    folder = tmp_path_factory.mktemp("trials")
+    with ServiceTimeServer(service_time_s=0.005) as server:
+        first, second = measured_project(folder / "a", server.url), measured_project(folder / "b", server.url)
+        options = BenchOptions(users=2, duration_s=2, warmup_s=0.5)
+        _, one_a = bench(first, options)
+        _, one_b = bench(second, options)
+        [(_, two_a), (_, two_b)] = bench_interleaved([first, second], BenchOptions(users=2, duration_s=2, warmup_s=0.5, repeat=2))
+        _, later = bench(first, BenchOptions(users=2, duration_s=2, warmup_s=0.5, repeat=2))
+    paths = {"one_a": one_a, "one_b": one_b, "two_a": two_a, "two_b": two_b, "later": later}
+    return {name: path for name, path in paths.items() if path is not None}
+
+
+def test_one_trial_a_side_names_no_winner_and_says_why(runs_of_trials, tmp_path: Path):
+    comparison = compare([str(runs_of_trials["one_a"]), str(runs_of_trials["one_b"])], output=tmp_path / "r")
+    assert comparison.verdict.startswith("no verdict: ") and comparison.named_no_verdict
+    assert comparison.verdict.startswith("no verdict: one trial on a side leaves out run-to-run drift. ")
+    assert "(1 vs 1 trials), within one trial: p50 " in comparison.verdict
+    assert "--repeat 3" in comparison.verdict
+    [differences] = comparison.differences.values()
+    assert differences.one_trial
+    assert all(d.unit == "requests" and not d.significant for _, d in differences.rows())
+    cards = {card.claim: card for card in comparison.scorecard}
+    for claim in ("Monolith: lower latency (in-process calls, no network hop)", "Network hops cost throughput"):
+        assert cards[claim].kind == "no verdict" and cards[claim].verdict.startswith("no verdict: one trial"), cards[claim]
+        assert "(within one trial)" in cards[claim].figure
+    document = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert document["schema"] == "aiarch.comparison/2"
+    [replication] = document["replication"].values()
+    assert replication["unit"] == "requests" and replication["baseline_trials"] == 1
+    [rows] = document["differences"].values()
+    assert all(row["unit"] == "requests" and row["significant"] is False for row in rows.values())
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "requests within one trial (1 vs 1 trials): the intervals cover the noise within a run" in report
+    assert "within one trial only: the interval" in report
+
+
+def test_several_trials_a_side_are_the_unit_and_their_order_is_read(runs_of_trials, tmp_path: Path):
+    comparison = compare([str(runs_of_trials["two_a"]), str(runs_of_trials["two_b"])], output=tmp_path / "r")
+    [differences] = comparison.differences.values()
+    assert differences.replication.describe() == "trials (2 vs 2, interleaved)"
+    assert not differences.one_trial and not comparison.named_no_verdict
+    assert all(d.unit == "trials" for _, d in differences.rows())
+    assert not comparison.verdict.startswith("no verdict") and "p50" in comparison.verdict
+    assert "Replication, " in (tmp_path / "r" / "report.md").read_text()
+    document = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert [r["description"] for r in document["replication"].values()] == ["trials (2 vs 2, interleaved)"]
+    sequential = compare([str(runs_of_trials["two_b"]), str(runs_of_trials["later"])], output=tmp_path / "s")
+    [differences] = sequential.differences.values()
+    assert differences.replication.describe().startswith("trials (2 vs 2, not interleaved: a drift of the machine")
+    mixed = compare([str(runs_of_trials["one_a"]), str(runs_of_trials["two_b"])], output=tmp_path / "m")
+    assert mixed.verdict.startswith("no verdict: ") and "(1 vs 2 trials)" in mixed.verdict
 
 
 def test_an_invalid_run_names_no_winner_and_says_why(two_runs, tmp_path: Path):

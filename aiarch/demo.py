@@ -15,7 +15,7 @@ from pathlib import Path
 from aiarch.bench import BenchInterrupted, BenchOptions, LiveView, bench_interleaved
 from aiarch.compare import Comparison, compare
 from aiarch.errors import UserInputError
-from aiarch.placement import format_cpus
+from aiarch.placement import available_cpus, format_cpus
 from aiarch.runtime import down, select_runtime, up
 from aiarch.runtime.base import Reporter
 from aiarch.scaffold import MODEL_SIZES, new_project
@@ -90,4 +90,7 @@ def run_demo(
 
 def placement_words(cpus: tuple[int, ...] | None, shared: str | None) -> str:
     where = "services on any CPU" if cpus is None else f"services on CPU {format_cpus(cpus)}"
-    return f"{where} (the load generator shares them: {shared})" if shared else f"{where}, the load generator on the others"
+    if shared or cpus is None:
+        return f"{where} (the load generator shares them: {shared})"
+    left = sorted(set(available_cpus()) - set(cpus))
+    return f"{where}, CPU {format_cpus(left)} left to the load generator"

@@ -7,6 +7,7 @@ import statistics
 
 import numpy as np
 
+from aiarch.bench.loadgen_health import judge_lag
 from aiarch.bench.runner import TrialOutcome
 from aiarch.bench.stats import endpoint_stats, per_second, summarize
 from aiarch.run_record import (
@@ -54,9 +55,9 @@ def analyse_trial(outcome: TrialOutcome, plan: BenchPlan, load: Load, index: int
             f"load generator CPU {loadgen_cpu:.0f}% > {thresholds.max_loadgen_cpu_percent:.0f}%: it may be the "
             "bottleneck (add --processes, or lower the load)"
         )
-    lag = [(mean, most) for epoch, mean, most in outcome.lag if window_start <= epoch <= window_end + 1.0]
-    lag_mean = round(statistics.fmean(mean for mean, _ in lag), 3) if lag else None
-    lag_max = round(max(most for _, most in lag), 3) if lag else None
+    lag_mean, lag_max, lag_reason = judge_lag(outcome.lag, window_start, window_end, total.p50_ms)
+    if lag_reason:
+        reasons.append(lag_reason)
     scheduled = None
     if load.kind == "open" and load.rate:
         scheduled = load.rate * duration
@@ -90,8 +91,8 @@ def analyse_trial(outcome: TrialOutcome, plan: BenchPlan, load: Load, index: int
         loadgen=outcome.loadgen,
         gpu=outcome.gpu,
         locust_exit_code=outcome.exit_code,
-        loadgen_lag_ms_mean=lag_mean,
-        loadgen_lag_ms_max=lag_max,
+        loadgen_lag_ms_mean=None if lag_mean is None else round(lag_mean, 3),
+        loadgen_lag_ms_max=None if lag_max is None else round(lag_max, 3),
     )
 
 

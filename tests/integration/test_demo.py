@@ -41,5 +41,5 @@ def test_demo_runs_end_to_end_on_local_processes(tmp_path: Path):
         update={"service_cpus": mono.placement.service_cpus, "cpu_quota": mono.placement.cpu_quota}
     )
     if len(os.sched_getaffinity(0)) >= 2:
-        assert any("services on CPU" in step and "the load generator on the others" in step for step in steps), steps
+        assert any("services on CPU" in step and "left to the load generator" in step for step in steps), steps
         assert any(step.startswith("load generator on CPU") for step in steps), steps

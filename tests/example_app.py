@@ -41,7 +41,10 @@ def deploy_and_bench(project: Path, runtime: str) -> RunRecord:
 
 
 def valid_but_for_the_load_generator(record: RunRecord) -> bool:
-    """Valid, or invalid only because the load generator's event loop lagged: the example's
-    stdlib servers answer in well under a millisecond, where a Locust FastHttpUser's own
-    per-request work is a material share of what it reports, and aiarch says so."""
-    return record.valid or all(reason.startswith("load generator event loop lagged") for reason in record.reasons)
+    """Valid, or invalid only because of the load generator (its event loop lagged, or its CPU
+    was near full): the example's stdlib servers answer in well under a millisecond, where a
+    Locust FastHttpUser's own per-request work is a material share of what it reports, and
+    aiarch says so. Any other reason (errors, too few requests) still fails."""
+    return record.valid or all(
+        reason.startswith(("load generator event loop lagged", "load generator CPU")) for reason in record.reasons
+    )

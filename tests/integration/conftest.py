@@ -76,3 +76,17 @@ def start_service(tmp_path: Path) -> Iterator:
     yield start
     for service in reversed(started):
         service.stop()
+
+
+@pytest.fixture()
+def cleanup():
+    """cleanup(project): `aiarch down` it after the test, then check no shop service is left."""
+    from helpers import service_processes
+
+    from aiarch.runtime import down
+
+    projects: list[Path] = []
+    yield projects.append
+    for project in projects:
+        down(project)
+    assert service_processes() == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 
 import httpx
 import pytest
@@ -14,15 +13,6 @@ from aiarch.runtime import down, logs, parse_replica_flags, status, up
 from aiarch.runtime.base import DEPLOYMENT_FILE, NotReady
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture()
-def cleanup():
-    projects: list[Path] = []
-    yield projects.append
-    for project in projects:
-        down(project)
-    assert service_processes() == []
 
 
 def test_microservices_cycle_with_two_inference_replicas(shop_projects, cleanup):

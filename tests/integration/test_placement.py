@@ -4,7 +4,6 @@ run record says, and a machine that cannot separate them is flagged."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from helpers import child_processes, service_processes
@@ -12,19 +11,10 @@ from helpers import child_processes, service_processes
 from aiarch.bench import BenchOptions, bench, bench_interleaved
 from aiarch.compare import compare
 from aiarch.placement import available_cpus
-from aiarch.runtime import down, up
+from aiarch.runtime import up
 
 pytestmark = pytest.mark.integration
 QUICK = BenchOptions(users=2, duration_s=2, warmup_s=0.5)
-
-
-@pytest.fixture()
-def cleanup():
-    projects: list[Path] = []
-    yield projects.append
-    for project in projects:
-        down(project)
-    assert service_processes() == []
 
 
 def _affinity(process) -> list[int]:

@@ -228,8 +228,13 @@ def bench(
         float | None, typer.Option("--rate", help="Open loop: requests per second, timed from each intended send.")
     ] = None,
     arrivals: Annotated[
-        str, typer.Option("--arrivals", help="Open loop schedule: constant or poisson.", metavar="constant|poisson")
-    ] = "constant",
+        str | None,
+        typer.Option(
+            "--arrivals",
+            help="Open loop schedule: constant or poisson (default: constant; poisson for --capacity).",
+            metavar="constant|poisson",
+        ),
+    ] = None,
     duration: Annotated[
         str | None, typer.Option("--duration", "-d", help="Measured time per trial, e.g. 30s, 2m (default: bench.duration).")
     ] = None,
@@ -255,20 +260,51 @@ def bench(
             "(default: placement.loadgen_cpus).",
         ),
     ] = None,
+    capacity: Annotated[
+        bool,
+        typer.Option(
+            "--capacity",
+            help="Search the highest open-loop rate at which the objective holds (default objective: bench.slo).",
+        ),
+    ] = False,
+    slo: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slo",
+            help="The objective of --capacity (implies it): p50/p90/p95/p99/p99.9=LATENCY and errors=SHARE; repeatable, "
+            "e.g. --slo p99=50ms --slo errors=1%.",
+            metavar="NAME=VALUE",
+        ),
+    ] = None,
+    start_rate: Annotated[
+        float | None, typer.Option("--start-rate", help="--capacity: the first step's rate (default: bench.capacity.start_rate).")
+    ] = None,
+    max_rate: Annotated[
+        float | None, typer.Option("--max-rate", help="--capacity: the highest rate tried (default: bench.capacity.max_rate).")
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option("--precision", help="--capacity: stop when the bracket is within this share of the rate, e.g. 5%."),
+    ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option("--budget", help="--capacity: time for the whole search, e.g. 10m (default: bench.capacity.budget)."),
+    ] = None,
 ) -> None:
     """Load-test the running deployment(s) with Locust and save an exact run record for each."""
     with _user_errors():
         from aiarch import terminal
         from aiarch.bench import BenchOptions, Thresholds, bench_interleaved, parse_sweep
-        from aiarch.config import parse_duration_option
+        from aiarch.config import parse_duration_option, parse_share
 
-        if arrivals not in ("constant", "poisson"):
+        if arrivals not in (None, "constant", "poisson"):
             raise UserInputError(f"--arrivals {arrivals!r}: choose constant or poisson")
+        searching = capacity or bool(slo)
         options = BenchOptions(
             users=users,
             spawn_rate=spawn_rate,
             rate=rate,
-            arrivals="poisson" if arrivals == "poisson" else "constant",
+            arrivals="poisson" if arrivals == "poisson" or (searching and arrivals is None) else "constant",
             duration_s=parse_duration_option("--duration", duration),
             warmup_s=parse_duration_option("--warmup", warmup),
             repeat=repeat,
@@ -279,8 +315,28 @@ def bench(
             seed=seed,
             loadgen_cpus=loadgen_cpus,
         )
-        with terminal.bench_progress() as on_progress:
-            results = bench_interleaved(project or [Path(".")], options, on_progress)
+        if not searching:
+            given = [flag for flag, value in (("--start-rate", start_rate), ("--max-rate", max_rate), ("--precision", precision),
+                     ("--budget", budget)) if value is not None]  # fmt: skip
+            if given:
+                raise UserInputError(
+                    f"{given[0]} belongs to a capacity search", hint="add --capacity (or an objective: --slo p99=50ms)"
+                )
+            with terminal.bench_progress() as on_progress:
+                results = bench_interleaved(project or [Path(".")], options, on_progress)
+        else:
+            from aiarch.experiments import CapacityOptions, bench_capacity
+
+            try:
+                share = None if precision is None else parse_share(precision)
+            except ValueError as error:
+                raise UserInputError(f"--precision: {error}") from None
+            searched = CapacityOptions(
+                slo=tuple(slo or ()), start_rate=start_rate, max_rate=max_rate, precision=share,
+                budget_s=parse_duration_option("--budget", budget),
+            )  # fmt: skip
+            with terminal.bench_progress() as on_progress:
+                results = bench_capacity(project or [Path(".")], options, searched, on_progress, terminal.show_step)
         for record, path in results:
             terminal.show_run(record, path)
 
@@ -317,13 +373,22 @@ def compare(
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the bootstrap: the same runs and seed give the same intervals.")
     ] = 0,
+    prices: Annotated[
+        Path | None,
+        typer.Option(
+            "--prices",
+            help="Price sheet (YAML: per_vcpu_hour, per_gib_hour, per_gpu_hour) for cost per million requests "
+            "(default: aiarch's sheet, OpenCost's default prices).",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Put runs side by side: differences with 95% confidence intervals, a verdict per claim, reports."""
     with _user_errors():
         from aiarch import terminal
         from aiarch.compare import compare as run_compare
 
-        terminal.show_comparison(run_compare(runs or [], project or [Path(".")], latest, baseline, output, seed))
+        terminal.show_comparison(run_compare(runs or [], project or [Path(".")], latest, baseline, output, seed, prices))
 
 
 @app.command()
@@ -335,22 +400,44 @@ def demo(
     model_size: Annotated[
         str, typer.Option("--model-size", "-m", help="tiny (default, quick), small or large.", metavar="tiny|small|large")
     ] = "tiny",
-    users: Annotated[int, typer.Option("--users", "-u", help="Closed-loop users for both benches.", min=1)] = 8,
-    duration: Annotated[str, typer.Option("--duration", help="Measured time per trial.")] = "10s",
-    warmup: Annotated[str, typer.Option("--warmup", help="Warm-up before each measurement.")] = "3s",
-    repeat: Annotated[int, typer.Option("--repeat", help="Trials per architecture, interleaved (A B, B A, ...).", min=1)] = 3,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A closed loop of --users instead of the capacity search (about a minute).")
+    ] = False,
+    slo: Annotated[
+        list[str] | None,
+        typer.Option("--slo", help="The capacity search's objective (default: bench.slo, p99=50ms).", metavar="NAME=VALUE"),
+    ] = None,
+    users: Annotated[int, typer.Option("--users", "-u", help="--quick: closed-loop users for both benches.", min=1)] = 8,
+    duration: Annotated[
+        str | None, typer.Option("--duration", help="Measured time per trial (--quick: 10s) or per search step (3s).")
+    ] = None,
+    warmup: Annotated[
+        str | None, typer.Option("--warmup", help="Warm-up before each trial (--quick: 3s) or search step (1s).")
+    ] = None,
+    repeat: Annotated[
+        int | None,
+        typer.Option("--repeat", help="Trials (--quick: 3) or capacity searches (2) per architecture, interleaved.", min=1),
+    ] = None,
 ) -> None:
-    """Run the whole loop once: scaffold both architectures, deploy, bench, tear down, compare."""
+    """Run the whole loop once: scaffold both architectures, deploy, search each one's capacity, tear down, compare."""
     with _user_errors():
         from aiarch import terminal
         from aiarch.config import parse_duration_option
-        from aiarch.demo import run_demo
+        from aiarch.demo import DEMO_PRECISION, DEMO_SEARCHES, DEMO_STEP_S, DEMO_STEP_WARMUP_S, run_demo
+        from aiarch.experiments import CapacityOptions
 
+        if quick and slo:
+            raise UserInputError("--slo is the capacity search's objective; --quick runs a closed loop instead", hint="drop one")
         measured_s = parse_duration_option("--duration", duration)
         warmup_s = parse_duration_option("--warmup", warmup)
+        searched = None if quick else CapacityOptions(slo=tuple(slo or ()), precision=DEMO_PRECISION)
         with terminal.progress("aiarch demo") as reporter:
             result = run_demo(
-                directory, runtime, model_size, users, measured_s, warmup_s, repeat, reporter, reporter.bench_line,
+                directory, runtime, model_size, users,
+                measured_s if measured_s is not None else 10.0 if quick else DEMO_STEP_S,
+                warmup_s if warmup_s is not None else 3.0 if quick else DEMO_STEP_WARMUP_S,
+                repeat or (3 if quick else DEMO_SEARCHES),
+                reporter, reporter.bench_line, searched, terminal.show_step,
             )  # fmt: skip
         terminal.show_comparison(result.comparison)
 

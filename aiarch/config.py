@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -164,6 +165,75 @@ class Images(_Model):
     ca_bundle: str | None = None  # [AIARCH_CA_BUNDLE] a PEM file pip trusts while building
 
 
+SLO_PERCENTILES = ("p50", "p90", "p95", "p99", "p99.9")
+SLO_ERRORS = "errors"
+
+
+def parse_slo_item(name: str, value: Any) -> tuple[str, float]:
+    """One bound of a latency objective: ("p99", "50ms") -> ("p99", 50.0) in ms; ("errors", "1%")
+    -> ("errors", 0.01). A latency needs its unit (ms or s): a bare number could mean either."""
+    name = str(name).strip().lower()
+    if name == SLO_ERRORS:
+        text = str(value).strip()
+        try:
+            rate = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+        except ValueError:
+            raise ValueError(f"errors={value}: give the maximum error rate as a share or percentage, e.g. 0.01 or 1%") from None
+        if isinstance(value, bool) or not 0 <= rate <= 1:
+            raise ValueError(f"errors={value}: must be between 0 and 1 (0% and 100%)")
+        return name, rate
+    if name not in SLO_PERCENTILES:
+        raise ValueError(f"{name}: not a percentile aiarch measures (use {', '.join(SLO_PERCENTILES)} or errors)")
+    text = str(value).strip().lower()
+    if isinstance(value, int | float) or not text.endswith(("ms", "s")):  # bool is an int
+        raise ValueError(f"{name}={value}: give a latency with its unit, e.g. {name}=50ms or {name}=0.2s")
+    if text.startswith("-"):
+        raise ValueError(f"{name}={value}: a latency bound must be > 0")
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        raise ValueError(f"{name}={value}: not a latency; give e.g. {name}=50ms or {name}=0.2s") from None
+    if seconds <= 0:
+        raise ValueError(f"{name}={value}: a latency bound must be > 0")
+    return name, seconds * 1000.0
+
+
+def parse_share(value: Any) -> float:
+    """0.05 or "5%" -> 0.05."""
+    text = str(value).strip()
+    if isinstance(value, bool):
+        raise ValueError("must be a share such as 0.05 or 5%")
+    try:
+        return float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a share; use e.g. 0.05 or 5%") from None
+
+
+def _slo(value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        raise ValueError("must be a mapping such as {p99: 50ms, errors: 1%}")
+    parsed = dict(parse_slo_item(name, bound) for name, bound in value.items())
+    if not set(parsed) - {SLO_ERRORS}:
+        raise ValueError("needs at least one latency bound, e.g. p99: 50ms")
+    return parsed
+
+
+Share = Annotated[float, BeforeValidator(parse_share)]
+
+
+class CapacityDefaults(_Model):
+    """`aiarch bench --capacity`: where the search starts and stops, and each step's length."""
+
+    start_rate: float = Field(default=50.0, gt=0)  # requests per second of the first step
+    max_rate: float = Field(default=100_000.0, gt=0)
+    precision: Share = Field(default=0.05, gt=0, le=0.5)  # of the rate: (first fail - last pass) / last pass
+    growth: float = Field(default=2.0, gt=1, le=10)  # the rate's factor from one passing step to the next
+    step: Duration = 5.0  # each step's minimum measured time
+    warmup: Duration = 2.0  # before each step's measurement
+    min_requests: int = Field(default=200, ge=1, strict=True)  # measured per step: a slow step runs longer
+    budget: Duration = 900.0  # the whole search
+
+
 class BenchDefaults(_Model):
     """What `aiarch bench` does when no flag says otherwise."""
 
@@ -172,6 +242,14 @@ class BenchDefaults(_Model):
     spawn_rate: float = Field(default=16.0, gt=0)
     duration: Duration = 30.0
     warmup: Duration = 5.0
+    # The latency objective of `bench --capacity`: a bound per percentile and a maximum error rate.
+    slo: Annotated[dict[str, float], BeforeValidator(_slo)] = Field(default_factory=lambda: {"p99": 50.0, SLO_ERRORS: 0.01})
+    capacity: CapacityDefaults = Field(default_factory=CapacityDefaults)
+
+    @field_serializer("slo")
+    def _slo_as_written(self, slo: dict[str, float]) -> dict[str, Any]:
+        # As aiarch.yaml would say it ("50ms"), so that a saved configuration reads back.
+        return {name: value if name == SLO_ERRORS else f"{value:g}ms" for name, value in slo.items()}
 
     @model_validator(mode="after")
     def _warmup_shorter_than_run(self) -> BenchDefaults:

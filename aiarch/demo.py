@@ -2,8 +2,8 @@
 
 Scaffolds the shop twice under one project name (monolith, microservices), deploys both (Docker
 when an engine answers, else local processes) on the same CPUs, the load generator on others,
-benches them with the same load in interleaved trials (one under load at a time), takes them
-down, and compares the two runs.
+searches each one's capacity at the objective (or, quick, benches them with the same closed-loop
+load) in interleaved steps (one under load at a time), takes them down, and compares the runs.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from aiarch.bench import BenchInterrupted, BenchOptions, LiveView, bench_interleaved
 from aiarch.compare import Comparison, compare
 from aiarch.errors import UserInputError
+from aiarch.experiments import CapacityOptions, StepView, bench_capacity
 from aiarch.placement import available_cpus, format_cpus
 from aiarch.runtime import down, select_runtime, up
 from aiarch.runtime.base import Reporter
@@ -30,6 +31,14 @@ class DemoResult:
     comparison: Comparison
 
 
+# The demo's capacity search: short steps, so that both architectures are searched twice each
+# (the least for an interval over searches) in a few minutes on 2 cores.
+DEMO_STEP_S = 3.0
+DEMO_STEP_WARMUP_S = 1.0
+DEMO_SEARCHES = 2
+DEMO_PRECISION = 0.10
+
+
 def run_demo(
     folder: Path,
     runtime: str | None = None,
@@ -40,7 +49,11 @@ def run_demo(
     repeat: int = 3,
     reporter: Reporter | None = None,
     on_progress: Callable[[LiveView], None] = lambda view: None,
+    capacity: CapacityOptions | None = None,
+    on_step: Callable[[StepView], None] = lambda view: None,
 ) -> DemoResult:
+    """CAPACITY None: the quick demo, a closed loop of USERS for DURATION_S after WARMUP_S, REPEAT
+    trials each. Else a capacity search (REPEAT searches each, steps of DURATION_S after WARMUP_S)."""
     folder = folder.expanduser().absolute()
     if duration_s <= 0 or warmup_s < 0 or users < 1 or repeat < 1:
         raise UserInputError("--duration must be > 0, --warmup >= 0, --users and --repeat >= 1")
@@ -64,15 +77,25 @@ def run_demo(
             deployed.append(project)
             result = up(project, chosen.name, reporter=reporter)
             step(f"{arch}: {placement_words(result.deployment.cpus, result.deployment.cpus_shared)}")
-        step(
-            f"aiarch bench -p {' -p '.join(projects)}: {users} users, {warmup_s:g} s warm-up + {duration_s:g} s measured, "
-            f"{repeat} trial(s) each, interleaved"
-        )
-        results = bench_interleaved(
-            list(projects.values()),
-            BenchOptions(users=users, duration_s=duration_s, warmup_s=warmup_s, repeat=repeat),
-            on_progress,
-        )
+        flags = f"-p {' -p '.join(projects)}"
+        if capacity is None:
+            step(
+                f"aiarch bench {flags}: {users} users, {warmup_s:g} s warm-up + {duration_s:g} s measured, "
+                f"{repeat} trial(s) each, interleaved"
+            )
+            results = bench_interleaved(
+                list(projects.values()),
+                BenchOptions(users=users, duration_s=duration_s, warmup_s=warmup_s, repeat=repeat),
+                on_progress,
+            )
+        else:
+            objective = " ".join(f"--slo {item}" for item in capacity.slo) or "(the objective in aiarch.yaml, bench.slo)"
+            step(
+                f"aiarch bench {flags} --capacity {objective}: {repeat} search(es) each, steps of {warmup_s:g} s warm-up + "
+                f"{duration_s:g} s measured, Poisson arrivals, interleaved"
+            )
+            options = BenchOptions(duration_s=duration_s, warmup_s=warmup_s, repeat=repeat, arrivals="poisson")
+            results = bench_capacity(list(projects.values()), options, capacity, on_progress, on_step)
     except BenchInterrupted as stopped:
         # Not the bench's "the deployments are still running": the demo takes them down below.
         raise stopped.interruption from None

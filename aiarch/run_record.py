@@ -1,11 +1,11 @@
 """The run record: what `aiarch bench` measured, as typed models, and the one place that reads
-and writes it (PROJECT/.aiarch/runs/RUN.json, schema `aiarch.run/3`, written atomically).
+and writes it (PROJECT/.aiarch/runs/RUN.json, schema `aiarch.run/4`, written atomically).
 
     record = load_run(Path("shop/.aiarch/runs/20261130-101500-3e4c.json"))
     record.points[0].total.p99_ms                  # pooled over trials, every request counted
     record.points[0].trials[0].latencies.ms()     # every measured latency, decoded once (numpy)
 
-Records of schemas `aiarch.run/1` and `/2` are upgraded as they are read; any other schema is refused
+Records of schemas `aiarch.run/1`, `/2` and `/3` are upgraded as they are read; any other schema is refused
 with its name. `python -m aiarch.run_record` prints the JSON Schema (shipped as
 aiarch/schemas/run.schema.json).
 """
@@ -42,8 +42,8 @@ from aiarch.errors import AiarchError, UserInputError
 from aiarch.runtime.base import Deployment, ReplicaUsage
 from aiarch.state import state_dir, write_json_atomic
 
-SCHEMA = "aiarch.run/3"
-READABLE_SCHEMAS = ("aiarch.run/1", "aiarch.run/2", SCHEMA)
+SCHEMA = "aiarch.run/4"
+READABLE_SCHEMAS = ("aiarch.run/1", "aiarch.run/2", "aiarch.run/3", SCHEMA)
 ALL = "*"  # the key of the figures over every endpoint
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "run.schema.json"
@@ -208,8 +208,48 @@ class Sweep(_Model):
     values: tuple[float, ...]
 
 
+OBJECTIVE_PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99.9": 99.9}
+
+
+class Objective(_Model):
+    """A latency objective: a bound in ms at one or more percentiles of every request, and a
+    maximum error rate. A capacity search finds the highest rate at which it holds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    latency_ms: dict[str, float]  # "p99" -> 50.0; keys from OBJECTIVE_PERCENTILES
+    max_error_rate: float = 0.01
+
+    def bounds(self) -> list[tuple[str, float, float]]:
+        """(name, percentile, bound ms), lowest percentile first."""
+        return sorted(((name, OBJECTIVE_PERCENTILES[name], ms) for name, ms in self.latency_ms.items()), key=lambda b: b[1])
+
+    def describe(self) -> str:
+        """ "p99 <= 50 ms, errors <= 1%" """
+        parts = [f"{name} <= {ms:g} ms" for name, _, ms in self.bounds()]
+        return ", ".join([*parts, f"errors <= {self.max_error_rate:.2%}".replace(".00%", "%")])
+
+
+class CapacitySettings(_Model):
+    """How a capacity search runs (aiarch.experiments.capacity): open loop, the scenario's mix,
+    from START_RATE up by GROWTH until a step fails, then bisecting until the bracket (last pass,
+    first fail) is within PRECISION of the last pass."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    objective: Objective
+    start_rate: float
+    max_rate: float
+    precision: float  # (first fail - last pass) / last pass at the end
+    growth: float = 2.0
+    min_requests: int  # per step: the measured time is lengthened to reach it
+    budget_s: float  # the whole search; the step that would overrun it is not started
+    arrivals: Literal["constant", "poisson"] = "poisson"
+
+
 class BenchPlan(_Model):
-    """What a bench runs: every load point, for how long, how often, judged how."""
+    """What a bench runs: every load point, for how long, how often, judged how. For a capacity
+    search, the loads are the steps run so far and duration_s each step's minimum measured time."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -222,6 +262,7 @@ class BenchPlan(_Model):
     thresholds: Thresholds
     sweep: Sweep | None = None
     seed: int = 0
+    capacity: CapacitySettings | None = None
 
     @property
     def total_s(self) -> float:
@@ -335,6 +376,69 @@ class Point(_Model):
         return [name for name in self.summary if name != ALL]
 
 
+StepVerdict = Literal["pass", "fail", "load generator"]
+SearchOutcome = Literal[
+    "running", "found", "below lowest rate", "at least max rate", "load generator limit", "time budget", "interrupted"
+]
+
+
+class CapacityStep(_Model):
+    """One rate of a capacity search, as measured (its trial is record.points[point])."""
+
+    search: int
+    rate: float  # target arrivals per second
+    point: int
+    verdict: StepVerdict  # "load generator": the load generator, not the service, failed
+    reasons: list[str]  # why it failed, or why the load generator cannot be trusted
+    measured_s: float
+    requests: int
+    throughput_rps: float
+    latency_ms: dict[str, float | None]  # the objective's percentiles, as measured
+    error_rate: float
+    windows_rps: list[float]  # completions per second in each third of the measured time
+    stable: bool
+
+
+class CapacitySearch(_Model):
+    """One search: its steps in order and what they found. CAPACITY is the highest rate that
+    passed below the first failing one; the true limit lies in [lower_rps, upper_rps)."""
+
+    index: int
+    outcome: SearchOutcome = "running"
+    capacity_rps: float | None = None
+    lower_rps: float | None = None  # the last pass
+    upper_rps: float | None = None  # the first fail above it (None: none failed)
+    message: str = ""
+    elapsed_s: float = 0.0
+    steps: list[CapacityStep] = Field(default_factory=list)
+
+    @property
+    def resolved(self) -> bool:
+        """Whether it bracketed the capacity within the precision (outcome "found")."""
+        return self.outcome == "found"
+
+    def summary(self) -> str:
+        """ "capacity search 2: load generator limit (the capacity is at least 1,600 req/s)" """
+        lower = f" (the capacity is at least {self.lower_rps:,.0f} req/s)" if self.lower_rps and not self.resolved else ""
+        return f"capacity search {self.index + 1}: {self.outcome}{lower}"
+
+
+class Capacity(_Model):
+    """The capacity searches of a run (several with --repeat), each over its own steps."""
+
+    objective: Objective
+    searches: list[CapacitySearch] = Field(default_factory=list)
+
+    def capacities(self) -> list[float]:
+        """The capacity of each search that found one (bracketed within the precision)."""
+        return [s.capacity_rps for s in self.searches if s.resolved and s.capacity_rps is not None]
+
+    def best_step(self) -> CapacityStep | None:
+        """The step that passed at the highest rate over the searches that found a capacity."""
+        passed = [step for s in self.searches if s.resolved for step in s.steps if step.verdict == "pass"]
+        return max(passed, key=lambda step: step.rate, default=None)
+
+
 class GpuInfo(_Model):
     available: bool
     reason: str | None = None
@@ -373,7 +477,7 @@ class RunRecord(_Model):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    schema_id: Literal["aiarch.run/3"] = Field(default="aiarch.run/3", alias="schema")
+    schema_id: Literal["aiarch.run/4"] = Field(default="aiarch.run/4", alias="schema")
     id: str
     created_at: str
     status: RunStatus
@@ -388,6 +492,7 @@ class RunRecord(_Model):
     config_changed_after_up: list[str] = Field(default_factory=list)
     placement: Placement | None = None  # None: a record from before aiarch placed and recorded CPUs
     points: list[Point] = Field(default_factory=list)
+    capacity: Capacity | None = None  # a capacity search's steps and result (bench --capacity)
     valid: bool = False
     reasons: list[str] = Field(default_factory=list)
 
@@ -461,7 +566,8 @@ def parse_run(document: Any, source: str) -> RunRecord:
     try:
         if schema == "aiarch.run/1":
             document = _upgrade_v1(document)
-        # /2 -> /3 only added fields (placement, spread, event-loop lag) that older records lack.
+        # /2 -> /3 -> /4 only added fields (placement, spread, event-loop lag; capacity) that
+        # older records lack.
         document = {**document, "schema": SCHEMA}
         return RunRecord.model_validate(document)
     except (ValidationError, ValueError, TypeError, AttributeError) as error:

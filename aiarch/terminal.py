@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from aiarch.bench import LiveView
     from aiarch.compare import Comparison
     from aiarch.errors import AiarchError
+    from aiarch.experiments import StepView
     from aiarch.run_record import Placement, RunRecord, RunSummary
     from aiarch.runtime import DownReport, StatusReport
     from aiarch.runtime.base import Deployment
@@ -246,12 +247,79 @@ def _ms(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.1f}"
 
 
+_VERDICT_STYLE = {"pass": "green", "fail": "red", "load generator": "yellow"}
+
+
+def _step_figures(latency_ms: dict[str, float | None]) -> str:
+    return ", ".join(f"{name} {_ms(value)} ms" for name, value in latency_ms.items())
+
+
+def show_step(view: StepView) -> None:
+    """One permanent line per capacity step: rate, what the objective's percentiles were, the verdict and why."""
+    step, search = view.step, view.search
+    style = _VERDICT_STYLE[step.verdict]
+    why = f": {'; '.join(step.reasons)}" if step.reasons else ""
+    bracket = ""
+    if search.lower_rps or search.upper_rps:
+        low = f"{search.lower_rps:,.0f}" if search.lower_rps else "-"
+        high = f"{search.upper_rps:,.0f}" if search.upper_rps else "-"
+        bracket = f" [dim](bracket {low}..{high})[/]"
+    err.print(
+        f"[dim]-[/] {escape(view.label)}, step {len(search.steps)}: {step.rate:,.0f} req/s -> served "
+        f"{step.throughput_rps:,.0f}, {escape(_step_figures(step.latency_ms))}, errors {step.error_rate:.1%}: "
+        f"[{style}]{step.verdict}[/]{escape(why)}{bracket}",
+        soft_wrap=True,
+    )
+    if search.outcome != "running":
+        colour = "green" if search.resolved else "yellow"
+        err.print(f"  [{colour}]{escape(view.label)}: {escape(search.outcome)}[/]: {escape(search.message)}", soft_wrap=True)
+
+
+def _show_capacity(record: RunRecord) -> None:
+    from rich.table import Table
+
+    capacity = record.capacity
+    assert capacity is not None
+    table = Table(
+        title=f"capacity search at {escape(capacity.objective.describe())} [dim](open loop, latency in ms)[/]",
+        title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1),
+    )  # fmt: skip
+    for column in ("step", "offered req/s", "served req/s", *capacity.objective.latency_ms, "errors", "verdict"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
+    table.add_column("why", overflow="fold", min_width=12)
+    for search in capacity.searches:
+        for number, step in enumerate(search.steps, 1):
+            style = _VERDICT_STYLE[step.verdict]
+            table.add_row(
+                f"{search.index + 1}.{number}", f"{step.rate:,.0f}", f"{step.throughput_rps:,.0f}",
+                *(_ms(step.latency_ms.get(name)) for name in capacity.objective.latency_ms),
+                f"{step.error_rate:.1%}", f"[{style}]{step.verdict}[/]", escape("; ".join(step.reasons)),
+            )  # fmt: skip
+    out.print(table)
+    for search in capacity.searches:
+        colour = "green" if search.resolved else "yellow"
+        out.print(
+            f"  search {search.index + 1}: [{colour}]{escape(search.outcome)}[/]: {escape(search.message)} "
+            f"[dim]({len(search.steps)} steps, {search.elapsed_s:.0f} s)[/]",
+            soft_wrap=True,
+        )
+
+
 def show_run(record: RunRecord, path: Path | None) -> None:
     from rich.table import Table
 
     from aiarch.run_record import ALL
 
     plan = record.plan
+    if record.capacity is not None:
+        out.print(
+            f"[bold]{escape(record.project)}[/] ({escape(record.architecture)}) on {record.runtime}: run {record.id}"
+            f" [dim](steps of at least {plan.duration_s:g} s measured after {plan.warmup_s:g} s warm-up, "
+            f"{plan.processes} load process(es))[/]"
+        )
+        _show_capacity(record)
+        _show_run_footer(record, path)
+        return
     out.print(
         f"[bold]{escape(record.project)}[/] ({escape(record.architecture)}) on {record.runtime}: run {record.id}"
         f" [dim]({plan.duration_s:g} s measured after {plan.warmup_s:g} s warm-up, "
@@ -294,6 +362,10 @@ def show_run(record: RunRecord, path: Path | None) -> None:
             out.print(f"  spread between {spread.trials} trials (coefficient of variation): {cv or 'n/a'}")
             if spread.warning:
                 out.print(f"  [yellow]{escape(spread.warning)}[/]", soft_wrap=True)
+    _show_run_footer(record, path)
+
+
+def _show_run_footer(record: RunRecord, path: Path | None) -> None:
     if record.placement is not None:
         out.print(f"  CPUs: {run_placement_line(record.placement)}")
     gpu = record.environment.gpu
@@ -385,6 +457,8 @@ def show_comparison(comparison: Comparison) -> None:
                 f"[{style}]{'yes' if d.significant else 'trial only' if d.excludes_zero else 'no'}[/]",
             )
         out.print(differences)
+    _show_capacity_comparison(comparison)
+    _show_costs(comparison)
     scorecard = Table(title="Scorecard of the claims", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("claim", "figure", "verdict"):
         scorecard.add_column(column, ratio=1)
@@ -397,3 +471,45 @@ def show_comparison(comparison: Comparison) -> None:
     colour = "red" if comparison.named_no_verdict else "green"
     out.print(f"[bold {colour}]Verdict:[/] {escape(comparison.verdict)}", soft_wrap=True)
     out.print(f"Report: {escape(str(comparison.report_dir))} (report.html, report.md, report.json)")
+
+
+def _show_capacity_comparison(comparison: Comparison) -> None:
+    from rich.table import Table
+
+    from aiarch.compare.report import CAPACITY_HEADER, capacity_rows
+
+    if not comparison.capacity:
+        return
+    first = next(iter(comparison.capacity.values()))
+    table = Table(
+        title=f"Capacity at {escape(first.objective)} (open loop, Poisson arrivals)", title_justify="left",
+        box=box.SIMPLE_HEAD, padding=(0, 1),
+    )  # fmt: skip
+    for index, column in enumerate(CAPACITY_HEADER):
+        table.add_column(column, justify="left" if index == 0 else "right", overflow="fold")
+    for row in capacity_rows(comparison):
+        table.add_row(*map(escape, row))
+    out.print(table)
+    for run in comparison.runs:
+        for line in comparison.capacity[run.id].unresolved:
+            out.print(f"  [yellow]{escape(run.label)}, {escape(line)}[/]", soft_wrap=True)
+
+
+def _show_costs(comparison: Comparison) -> None:
+    from rich.table import Table
+
+    from aiarch.compare.report import COST_HEADER, cost_notes, cost_rows
+
+    if not comparison.costs:
+        return
+    table = Table(
+        title=f"Cost per million requests ({escape(comparison.prices.currency)})", title_justify="left",
+        box=box.SIMPLE_HEAD, padding=(0, 1),
+    )  # fmt: skip
+    for index, column in enumerate(COST_HEADER):
+        table.add_column(column, justify="left" if index == 0 else "right", overflow="fold")
+    for row in cost_rows(comparison):
+        table.add_row(*map(escape, row))
+    out.print(table)
+    for note in cost_notes(comparison):
+        out.print(f"  [dim]{escape(note)}[/]", soft_wrap=True)

@@ -19,7 +19,7 @@ from aiarch.config import ProjectConfig, config_changes, without_secrets
 from aiarch.errors import AiarchError, UserInputError, interrupted_exit_code
 from aiarch.ids import new_id, utc_now_iso
 from aiarch.placement import CpuSpec, Placed, available_cpus, loadgen_cpus
-from aiarch.run_record import GpuInfo, Placement, Point, RunRecord, save_run
+from aiarch.run_record import BenchPlan, GpuInfo, Load, Placement, Point, RunRecord, save_run
 from aiarch.runtime.base import Deployment, Project, UsageProbe, http_probe, load_deployment
 
 
@@ -90,18 +90,37 @@ class _Session:
         load = self.plan.loads[point_index]
         if point_index == len(self.record.points):
             self.record.points.append(Point(load=load, load_description=load.describe()))
+        self._measure(point_index, self.plan, trial_index, scratch, on_progress, label)
+
+    def run_point(self, load: Load, plan: BenchPlan, scratch: Path, on_progress: Callable[[LiveView], None], label: str) -> int:
+        """A new load point of one trial, run under PLAN (a capacity search's step, whose measured
+        time depends on its rate); returns its index. Raises KeyboardInterrupt as run_trial."""
+        self.record.points.append(Point(load=load, load_description=load.describe()))
+        index = len(self.record.points) - 1
+        self._measure(index, plan, 0, scratch, on_progress, label)
+        return index
+
+    def _measure(
+        self,
+        point_index: int,
+        plan: BenchPlan,
+        trial_index: int,
+        scratch: Path,
+        on_progress: Callable[[LiveView], None],
+        label: str,
+    ) -> None:
         point = self.record.points[point_index]
         if self.record.placement is None:
             self.record.placement = _placement(self.record, self.probe, self.loadgen)
         outcome = run_trial(
-            self.plan, load, self.deployment.entry_url, self.project.path, self.entry_environment,
+            plan, point.load, self.deployment.entry_url, self.project.path, self.entry_environment,
             scratch / f"{self.record.id}-p{point_index}-t{trial_index}", self.probe, self.gpu, on_progress, label,
             cpus=self.loadgen.cpus,
         )  # fmt: skip
         placement = self.record.placement
         if outcome.cpus is not None and placement.loadgen_cpus is not None:
             placement.loadgen_cpus = list(outcome.cpus)  # as the kernel reports it, not as asked
-        point.trials.append(analyse_trial(outcome, self.plan, load, trial_index))
+        point.trials.append(analyse_trial(outcome, plan, point.load, trial_index))
         point.summary = pool(point.trials)
         point.spread = spread(point.trials)
         point.valid = all(trial.valid for trial in point.trials)
@@ -114,7 +133,14 @@ class _Session:
         self.probe.close()
         record.points = [point for point in record.points if point.trials]
         record.status = "failed" if failure else "interrupted" if interruption is not None else "complete"
-        reasons = sorted({reason for point in record.points for trial in point.trials for reason in trial.reasons})
+        if record.capacity is None:
+            reasons = sorted({reason for point in record.points for trial in point.trials for reason in trial.reasons})
+        else:
+            # The steps above the capacity fail by design: a search is judged by its outcome, and
+            # a run by whether any search found a capacity (the others are listed in compare).
+            searches = record.capacity.searches
+            reasons = [] if any(search.resolved for search in searches) else [search.summary() for search in searches]
+            reasons += [search.summary() for search in searches if search.outcome == "interrupted"]
         if failure:
             reasons.append(f"aborted: {failure.splitlines()[0]}")
         if interruption is not None and not any("interrupted" in reason for reason in reasons):
@@ -184,7 +210,30 @@ def bench_interleaved(
     """The same plan against several deployments, one under load at a time, their trials
     interleaved (A B, then B A, ...: each round starts with the next project, so that a steady
     drift of the machine does not favour one side). One record per project, in their order."""
-    options = options or BenchOptions()
+
+    def interleave(sessions: list[_Session], scratch: Path) -> None:
+        first = sessions[0].plan
+        for point_index in range(len(first.loads)):
+            for trial_index in range(first.repeat):
+                for offset in range(len(sessions)):
+                    session = sessions[(trial_index + offset) % len(sessions)]
+                    label = f"point {point_index + 1}/{len(first.loads)}, trial {trial_index + 1}/{first.repeat}"
+                    if len(sessions) > 1:
+                        label = f"{session.record.architecture}, {label}"
+                    session.run_trial(point_index, trial_index, scratch, on_progress, label)
+
+    return run_sessions(project_dirs, options or BenchOptions(), interleave)
+
+
+def run_sessions(
+    project_dirs: Sequence[Path],
+    options: BenchOptions,
+    drive: Callable[[list[_Session], Path], None],
+    prepare: Callable[[_Session], None] = lambda session: None,
+) -> list[tuple[RunRecord, Path | None]]:
+    """A session per project (PREPARE adjusts each before any load), DRIVE runs their trials in a
+    scratch folder; whatever happens, every record is saved (complete, interrupted or failed).
+    Ctrl-C or SIGTERM becomes BenchInterrupted, naming what was saved."""
     if len({Path(p).expanduser().absolute() for p in project_dirs}) != len(project_dirs):
         raise UserInputError("the same project was given twice", hint="give each project once")
     gpu = GpuSampler()
@@ -196,22 +245,15 @@ def bench_interleaved(
     try:
         for project_dir in project_dirs:
             sessions.append(_Session(project_dir, options, gpu, gpu_info))
+            prepare(sessions[-1])
         loads = {tuple(s.plan.loads) for s in sessions}
         if len(loads) > 1:
             raise UserInputError(
                 "the projects' plans differ (their aiarch.yaml bench: defaults); an interleaved comparison needs the same load",
                 hint="give the load with flags (--users or --rate, --duration, --warmup)",
             )
-        first = sessions[0].plan
         with tempfile.TemporaryDirectory(prefix="aiarch-bench-") as scratch:
-            for point_index in range(len(first.loads)):
-                for trial_index in range(first.repeat):
-                    for offset in range(len(sessions)):
-                        session = sessions[(trial_index + offset) % len(sessions)]
-                        label = f"point {point_index + 1}/{len(first.loads)}, trial {trial_index + 1}/{first.repeat}"
-                        if len(sessions) > 1:
-                            label = f"{session.record.architecture}, {label}"
-                        session.run_trial(point_index, trial_index, Path(scratch), on_progress, label)
+            drive(sessions, Path(scratch))
     except KeyboardInterrupt as stopped:
         interruption = stopped
     except BaseException as error:

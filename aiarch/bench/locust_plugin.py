@@ -295,6 +295,10 @@ class OpenLoopDriver(User):
             delay = due - time.perf_counter()
             if delay > 0:
                 gevent.sleep(delay)
+            if self._state == "stopping":
+                # Locust asked its users to stop (the run time is over): without this, it would
+                # wait --stop-timeout for a task that never ends. Requests in flight go on.
+                return
             elif delay < -0.010:
                 _counters["late"] += 1
             if in_flight[0] >= max_in_flight:

@@ -23,7 +23,6 @@ NOT_MEASURED_YET = (
     ("Fault isolation: a model crash leaves the catalog up", "aiarch experiment fault-isolation (planned)"),
     ("Independent scaling of the model service", "aiarch experiment scaling --sweep replicas=1,2,4 (planned)"),
     ("Independent, faster model redeploys", "aiarch experiment redeploy (planned)"),
-    ("Cost per million requests", "aiarch compare --cost PRICES.yaml (planned)"),
 )
 
 
@@ -400,15 +399,21 @@ def verdict(baseline: Run, runs: list[Run], differences: dict[str, Differences],
             else:
                 parts.append(f"{who}: no verdict, {ONE_TRIAL} ({trials}); within one trial: {within}")
             continue
-        latency = (
-            f"{'slower' if p50.difference > 0 else 'faster'} by {abs(p50.difference):.2f} ms at p50"
-            if p50.significant else "no significant p50 difference"
+        p99 = diff.percentiles[99.0]
+        # Both ends of the distribution, whichever way each points: never only the figure that
+        # favours one side (a run can be slower at p50 and faster at p99).
+        latency = ", ".join(
+            f"{'slower' if d.difference > 0 else 'faster'} by {abs(d.difference):.2f} ms at {name}"
+            if d.significant else f"no significant {name} difference"
+            for name, d in (("p50", p50), ("p99", p99))
         )  # fmt: skip
         throughput = (
             f"{abs(rate.relative or 0):.0%} {'more' if rate.difference > 0 else 'less'} throughput"
             if rate.significant else "no significant throughput difference"
         )  # fmt: skip
-        parts.append(f"{who}: {latency}, {throughput}")
+        load = run.point.load
+        where = f" (closed loop at {load.users} users: throughput follows latency)" if load.kind == "closed" else ""
+        parts.append(f"{who}{where}: {latency}, {throughput}")
     text = "; ".join(parts)
     if every_one_trial:
         text = f"no verdict: {ONE_TRIAL}. {text}"

@@ -7,12 +7,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiarch.compare.analysis import ClaimCard, Differences, RunFigures, differences_against, figures, scorecard, verdict
+from aiarch.compare.analysis import (
+    ClaimCard,
+    Differences,
+    RunFigures,
+    blocked,
+    differences_against,
+    figures,
+    scorecard,
+    verdict,
+)
+from aiarch.compare.capacity import (
+    CapacityFigures,
+    CostFigures,
+    capacity_difference,
+    capacity_figures,
+    capacity_verdict,
+    cost_figures,
+    cost_line,
+    per_budget_line,
+    pick_common_step,
+)
+from aiarch.compare.prices import PriceSheet, load_prices
 from aiarch.compare.selection import Run, differences_besides_architecture, pick_points, resolve_runs
+from aiarch.compare.stats import Difference
 from aiarch.errors import UserInputError
 from aiarch.ids import new_id
 
-COMPARISON_SCHEMA = "aiarch.comparison/2"
+COMPARISON_SCHEMA = "aiarch.comparison/3"
 
 
 @dataclass
@@ -24,6 +46,12 @@ class Comparison:
     flags: list[str]
     scorecard: list[ClaimCard]
     verdict: str
+    prices: PriceSheet
+    costs: dict[str, CostFigures] = field(default_factory=dict)  # run id -> cost per million requests
+    # Capacity searches (bench --capacity): each run's figures, and each against the baseline.
+    capacity: dict[str, CapacityFigures] = field(default_factory=dict)
+    capacity_differences: dict[str, Difference | None] = field(default_factory=dict)
+    capacity_named: bool = True  # whether the capacity verdict names a winner
     report_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
 
@@ -35,6 +63,8 @@ class Comparison:
     def named_no_verdict(self) -> bool:
         """True when no winner is named: a run is invalid, or a side has one trial (its intervals
         leave out run-to-run drift)."""
+        if self.capacity:
+            return any(not run.valid for run in self.runs) or not self.capacity_named
         return any(not run.valid for run in self.runs) or any(d.one_trial for d in self.differences.values())
 
     def to_json(self, plots: list[str] | None = None) -> dict[str, Any]:
@@ -60,6 +90,13 @@ class Comparison:
             "flags": self.flags,
             "scorecard": [vars(card) for card in self.scorecard],
             "verdict": self.verdict,
+            "prices": {**vars(self.prices), "description": self.prices.describe()},
+            "costs": {run_id: c.to_json() for run_id, c in self.costs.items()},
+            "capacity": {run_id: c.to_json() for run_id, c in self.capacity.items()} or None,
+            "capacity_differences": {
+                run_id: None if d is None else d.to_json() for run_id, d in self.capacity_differences.items()
+            }
+            or None,
             "plots": plots or [],
         }
 
@@ -71,14 +108,24 @@ def compare(
     baseline: str | None = None,
     output: Path | None = None,
     seed: int = 0,
+    prices: Path | None = None,
 ) -> Comparison:
-    """Side by side, differences against the baseline with 95% CIs, the claims scorecard, and
-    report.md, report.html and report.json written to OUTPUT (default: a new folder under the
-    first run's project in .aiarch/reports/)."""
+    """Side by side, differences against the baseline with 95% CIs, the claims scorecard, cost
+    per million requests (PRICES: a price sheet; None: aiarch's default), and report.md,
+    report.html and report.json written to OUTPUT (default: a new folder under the first run's
+    project in .aiarch/reports/). Capacity searches are compared by capacity at the objective."""
     from aiarch.compare.report import write_reports
 
+    sheet = load_prices(prices)
     projects = [p.expanduser().absolute() for p in (projects or [Path(".")])]
     runs = resolve_runs(selectors, projects, latest)
+    searched = [run for run in runs if run.record.capacity is not None]
+    if searched and len(searched) != len(runs):
+        raise UserInputError(
+            "capacity searches and load runs cannot be compared with each other: "
+            + ", ".join(f"{run.id} ({'capacity' if run.record.capacity else 'load'})" for run in runs),
+            hint="compare capacity searches (bench --capacity) together, and load runs together",
+        )
     if baseline is None:
         chosen = next((run for run in runs if run.record.architecture == "monolith"), runs[0])
     else:
@@ -87,7 +134,15 @@ def compare(
             raise UserInputError(f"--baseline {baseline!r} names none of the compared runs ({', '.join(r.id for r in runs)})")
         chosen = matching[0]
     flags = differences_besides_architecture(runs)
-    pick_points(runs, flags)
+    capacity: dict[str, CapacityFigures] = {}
+    if searched:
+        capacity = {run.id: capacity_figures(run, sheet) for run in runs}  # before the steps are merged
+        objectives = {figures.objective for figures in capacity.values()}
+        if len(objectives) > 1:
+            flags.append("different objectives: " + "; ".join(f"{run.label}: {capacity[run.id].objective}" for run in runs))
+        pick_common_step(runs, flags)
+    else:
+        pick_points(runs, flags)
     for run in runs:
         if not run.point.summary or not run.point.total.requests:
             raise UserInputError(
@@ -96,7 +151,17 @@ def compare(
     table = [figures(run) for run in runs]
     differences = {run.id: differences_against(chosen, run, seed) for run in runs if run is not chosen}
     cards = scorecard(chosen, runs, table, differences)
-    comparison = Comparison(runs, chosen, table, differences, flags, cards, verdict(chosen, runs, differences, flags))
+    if capacity:
+        costs = {run_id: figures.cost for run_id, figures in capacity.items() if figures.cost}
+    else:
+        costs = {}
+        for run, row in zip(runs, table, strict=True):
+            kind = f"measured throughput ({run.point.load_description}; not a capacity)"
+            costs[run.id] = cost_figures(run.record, run.point.trials[-1], row.total.throughput_rps, kind, sheet)
+    comparison = Comparison(
+        runs, chosen, table, differences, flags, cards, verdict(chosen, runs, differences, flags), sheet, costs, capacity
+    )
+    _headline(comparison)
     if output is None:
         project_dir = Path(runs[0].record.deployment.project_dir)
         root = project_dir if project_dir.is_dir() else runs[0].path.parent
@@ -109,3 +174,66 @@ def compare(
             f"cannot write the reports to {output}: {error.strerror or error}", hint="choose another --output"
         ) from None
     return comparison
+
+
+def _headline(comparison: Comparison) -> None:
+    """Capacity (when the runs are searches) and cost lead the scorecard; with capacity, the
+    verdict is capacity at the objective."""
+    base, runs = comparison.baseline, comparison.runs
+    reason_blocked = blocked(runs)
+    cards: list[ClaimCard] = []
+    sentences: list[str] = []
+    named = True
+    for run in runs:
+        if run is base:
+            continue
+        who = f"{run.record.architecture} vs {base.record.architecture}"
+        if comparison.capacity:
+            base_figures, figures_ = comparison.capacity[base.id], comparison.capacity[run.id]
+            difference = capacity_difference(base_figures, figures_)
+            comparison.capacity_differences[run.id] = difference
+            sentence, names = capacity_verdict(base_figures, figures_, difference)
+            named = named and names
+            sentences.append(sentence)
+            figure = f"{base_figures.describe()} vs {figures_.describe()}"
+            cards.append(
+                ClaimCard(
+                    "Capacity at the objective (the throughput an operator plans with)",
+                    who,
+                    figure,
+                    reason_blocked or sentence.removeprefix(f"{who}: "),
+                    "no verdict" if reason_blocked or not names else "verdict",
+                )
+            )
+            cards.append(
+                ClaimCard(
+                    "Efficiency per core and per GB of the budget",
+                    who,
+                    f"reserved {base_figures.reserved.describe()} vs {figures_.reserved.describe()}",
+                    reason_blocked or per_budget_line(base_figures, figures_),
+                    "no verdict" if reason_blocked else "verdict",
+                )
+            )
+        if base.id in comparison.costs and run.id in comparison.costs:
+            base_cost, run_cost = comparison.costs[base.id], comparison.costs[run.id]
+            cards.append(
+                ClaimCard(
+                    "Cost per million requests",
+                    who,
+                    f"prices: {comparison.prices.describe()}; reserved {base_cost.reserved_budget.describe()} vs "
+                    f"{run_cost.reserved_budget.describe()}",
+                    reason_blocked or cost_line(base_cost, run_cost, comparison.prices.currency),
+                    "no verdict" if reason_blocked else "verdict",
+                )
+            )
+    kept = comparison.scorecard
+    if comparison.capacity:
+        # The closed-loop efficiency card divides throughput at one load; capacity replaces it.
+        kept = [card for card in kept if not card.claim.startswith("Efficiency")]
+    comparison.scorecard = [*cards, *kept]
+    if comparison.capacity:
+        comparison.capacity_named = named
+        text = reason_blocked or "; ".join(sentences)
+        if comparison.flags and not reason_blocked:
+            text += f" (caution: {len(comparison.flags)} difference(s) between the runs besides the architecture)"
+        comparison.verdict = text

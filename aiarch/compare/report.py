@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from aiarch.compare.analysis import RunFigures, trial_latencies
+from aiarch.compare.selection import Run
 from aiarch.compare.stats import Difference
 from aiarch.state import write_json_atomic
 
@@ -78,7 +79,9 @@ def plots(comparison: Comparison) -> dict[str, tuple[str, str]]:
         axes.legend(fontsize=8)
     done("over-time", "Throughput and p99 over time", figure)
 
-    if any(len(run.record.points) > 1 for run in comparison.runs):
+    if comparison.capacity:
+        done("capacity", "Capacity search: latency against offered rate", _capacity_plot(comparison, new))
+    elif any(len(run.record.points) > 1 for run in comparison.runs):
         figure, axes = new("Throughput against p99 (sweep points)")
         for run in comparison.runs:
             points = run.record.points
@@ -119,6 +122,94 @@ def plots(comparison: Comparison) -> dict[str, tuple[str, str]]:
             axes.text(0.5, 0.5, "no per-service samples in these runs", ha="center", transform=axes.transAxes)
     done("resources", "CPU and memory per service", figure)
     return rendered
+
+
+def _capacity_plot(comparison: Comparison, new: Callable[[str], tuple[Figure, Axes]]) -> Figure:
+    """Each step's offered rate against the objective's (first) percentile, pass and fail marked,
+    the bound as a line and each run's capacity as a dashed line."""
+    first = next(iter(comparison.capacity.values()))
+    name, _, bound = comparison.runs[0].record.capacity.objective.bounds()[0]  # type: ignore[union-attr]
+    figure, axes = new(f"Capacity search at {first.objective}")
+    for index, run in enumerate(comparison.runs):
+        figures = comparison.capacity[run.id]
+        colour = f"C{index}"
+        steps = sorted(figures.steps)
+        axes.plot([rate for rate, _, _ in steps], [value or np.nan for _, value, _ in steps], color=colour, alpha=0.35)
+        for verdict, marker in (("pass", "o"), ("fail", "x"), ("load generator", "^")):
+            chosen = [(rate, value) for rate, value, v in steps if v == verdict and value is not None]
+            if chosen:
+                axes.scatter(*zip(*chosen, strict=True), color=colour, marker=marker, label=f"{run.label}: {verdict}")
+        if figures.capacity_rps:
+            axes.axvline(figures.capacity_rps, color=colour, linestyle="--", linewidth=1)
+            axes.annotate(
+                f"{figures.capacity_rps:,.0f} req/s", (figures.capacity_rps, bound), textcoords="offset points",
+                xytext=(4, 6 + 12 * index), color=colour, fontsize=8,
+            )  # fmt: skip
+    axes.axhline(bound, color="black", linewidth=1)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("offered rate (req/s, Poisson arrivals; log scale)")
+    axes.set_ylabel(f"{name} (ms, log scale)")
+    axes.legend(fontsize=7)
+    return figure
+
+
+CAPACITY_HEADER = ["run", "req/s", "searches", "bracket", "per vCPU", "per GiB", "vs baseline"]
+COST_HEADER = ["run", "at req/s", "reserved", "per 1M", "used", "per 1M"]
+
+
+def _name(comparison: Comparison, run: Run) -> str:
+    """The architecture where it names one run, else the run's label."""
+    same = sum(1 for other in comparison.runs if other.record.architecture == run.record.architecture)
+    return run.record.architecture if same == 1 else run.label
+
+
+def capacity_rows(comparison: Comparison) -> list[list[str]]:
+    """One row per run: its capacity, the budget it reserved, and against the baseline."""
+    rows = []
+    for run in comparison.runs:
+        figures = comparison.capacity[run.id]
+        difference = comparison.capacity_differences.get(run.id)
+        versus = "baseline" if run is comparison.baseline else "-"
+        if difference is not None:
+            base = difference.baseline
+            kind = "95% CI" if difference.unit == "trials" else "brackets"
+            low, high = (base + difference.low) / base, (base + difference.high) / base
+            versus = f"{difference.candidate / base:.2f}x ({kind} {low:.2f}-{high:.2f})"
+        rows.append([
+            _name(comparison, run),
+            "none" if figures.capacity_rps is None else f"{figures.capacity_rps:,.0f}",
+            str(len(figures.capacities)),
+            figures.bracket() if figures.capacities else "-",
+            _number(figures.per_core, 0),
+            _number(figures.per_gib, 0),
+            versus,
+        ])  # fmt: skip
+    return rows
+
+
+def cost_rows(comparison: Comparison) -> list[list[str]]:
+    """One row per run with a cost: cost per million requests for what it reserved and used."""
+    rows = []
+    for run in comparison.runs:
+        cost = comparison.costs.get(run.id)
+        if cost is not None:
+            rows.append([
+                _name(comparison, run), f"{cost.rate_rps:,.0f}",
+                cost.reserved_budget.describe(), _number(cost.reserved.per_million, 4),
+                cost.used_budget.describe(), _number(cost.used.per_million, 4),
+            ])  # fmt: skip
+    return rows
+
+
+def cost_notes(comparison: Comparison) -> list[str]:
+    """Where the figures come from: the prices, the rate, and budgets measured for want of a limit."""
+    kinds = " / ".join(sorted({cost.rate_kind for cost in comparison.costs.values()}))
+    notes = [f"Prices: {comparison.prices.describe()} ({comparison.prices.path}); at the {kinds}."]
+    for run in comparison.runs:
+        cost = comparison.costs.get(run.id)
+        notes += [f"{run.label}: {note}" for note in (cost.reserved_budget.notes if cost else ())]
+    return notes
 
 
 def _number(value: float | None, digits: int = 1, scale: float = 1.0, unit: str = "") -> str:
@@ -258,6 +349,13 @@ def _markdown(comparison: Comparison) -> str:
     lines += [f"Replication, {line}" for line in replication_lines(comparison)] + [""]
     lines += ["| " + " | ".join(DIFFERENCE_HEADER) + " |", "|" + "---|" * len(DIFFERENCE_HEADER)]
     lines += ["| " + " | ".join(row.cells()) + " |" for row in difference_rows(comparison)]
+    if comparison.capacity:
+        lines += ["", "## Capacity at the objective", "", "| " + " | ".join(CAPACITY_HEADER) + " |"]
+        lines += ["|" + "---|" * len(CAPACITY_HEADER), *["| " + " | ".join(row) + " |" for row in capacity_rows(comparison)]]
+    if comparison.costs:
+        lines += ["", f"## Cost per million requests ({comparison.prices.currency})", "", *cost_notes(comparison), ""]
+        lines += ["| " + " | ".join(COST_HEADER) + " |", "|" + "---|" * len(COST_HEADER)]
+        lines += ["| " + " | ".join(row) + " |" for row in cost_rows(comparison)]
     lines += [
         "",
         "## Scorecard of the claims",
@@ -307,6 +405,10 @@ figcaption {{ font-weight: 600; margin-bottom: 0.3rem; }}
 <h2>Differences against the baseline ({html.escape(comparison.baseline.id)}), 95% CI</h2>
 {"".join(f'<p class="replication">Replication, {html.escape(line)}</p>' for line in replication_lines(comparison))}
 {table(DIFFERENCE_HEADER, [row.cells() for row in difference_rows(comparison)])}
+{f"<h2>Capacity at the objective</h2>{table(CAPACITY_HEADER, capacity_rows(comparison))}" if comparison.capacity else ""}
+{f"<h2>Cost per million requests ({html.escape(comparison.prices.currency)})</h2>" if comparison.costs else ""}
+{"".join(f"<p>{html.escape(note)}</p>" for note in cost_notes(comparison)) if comparison.costs else ""}
+{table(COST_HEADER, cost_rows(comparison)) if comparison.costs else ""}
 <h2>Scorecard of the claims</h2>{table(SCORECARD_HEADER, scorecard)}
 <h2>Plots</h2>{figures}
 </body></html>

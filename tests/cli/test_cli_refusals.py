@@ -141,3 +141,48 @@ def test_bench_refuses_load_generator_cpus_that_overlap_the_services(shop_projec
     assert result.exit_code == 2, result.output
     assert "overlap the deployment's services'" in result.stderr and result.stderr.count("error:") == 1
     assert not list((project / ".aiarch" / "runs").glob("*.json"))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--slo", "p42=3ms"], "error: --slo p42: not a percentile aiarch measures"),
+        (["--slo", "p99=-1ms"], "error: --slo p99=-1ms: a latency bound must be > 0"),
+        (["--slo", "p99=abc"], "error: --slo p99=abc: give a latency with its unit"),
+        (["--slo", "p99=50ms", "--users", "4"], "error: an objective (--slo, --capacity) searches open-loop rates"),
+        (["--capacity", "--rate", "20"], "error: a capacity search chooses its own rates"),
+        (["--capacity", "--precision", "0"], "error: --precision must be over 0% and at most 50%"),
+        (["--capacity", "--precision", "60%"], "error: --precision must be over 0% and at most 50%"),
+        (["--capacity", "--precision", "abc"], "error: --precision: 'abc' is not a share"),
+        (["--capacity", "--start-rate", "100", "--max-rate", "50"], "error: --max-rate (50 req/s) is below the starting rate"),
+        (["--max-rate", "50"], "error: --max-rate belongs to a capacity search"),
+        (["--capacity", "--budget", "0s"], "error: --budget must be > 0 seconds"),
+    ],
+)
+def test_a_capacity_search_refuses_bad_input_in_one_line(tmp_path: Path, flags: list[str], message: str):
+    with ServiceTimeServer(service_time_s=0.001) as server:
+        project = measured_project(tmp_path / "p", server.url)
+        result = runner.invoke(app, ["bench", "-p", str(project), *flags])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[0].startswith(message), result.stderr
+    assert "Traceback" not in result.output
+    assert not (project / ".aiarch" / "runs").exists() or not list((project / ".aiarch" / "runs").glob("*.json"))
+
+
+@pytest.mark.parametrize(
+    ("sheet", "message"),
+    [
+        ("source: [unclosed\n", "is not valid YAML"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("source: s\ndate: 2026-01-01\ncurrency: USD\nper_vcpu_hour: -1\nper_gib_hour: 0.1\n", "per_vcpu_hour"),
+        ("source: s\ndate: 2026-01-01\ncurrency: USD\nper_gib_hour: 0.1\n", "per_vcpu_hour is missing"),
+        ("source: s\ndate: 2026-01-01\ncurrency: USD\nper_vcpu_hour: 1\nper_gib_hour: 1\nper_gb_month: 3\n", "unknown key"),
+    ],
+)
+def test_compare_refuses_a_bad_price_sheet_in_one_line(tmp_path: Path, sheet: str, message: str):
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(sheet)
+    result = runner.invoke(app, ["compare", "a", "b", "-p", str(tmp_path), "--prices", str(prices)])
+    assert result.exit_code == 2, result.output
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("error: ") and str(prices) in first and message in first, result.stderr

@@ -43,3 +43,31 @@ def test_demo_runs_end_to_end_on_local_processes(tmp_path: Path):
     if len(os.sched_getaffinity(0)) >= 2:
         assert any("services on CPU" in step and "left to the load generator" in step for step in steps), steps
         assert any(step.startswith("load generator on CPU") for step in steps), steps
+
+
+def test_the_capacity_demo_searches_both_architectures_interleaved(tmp_path: Path):
+    from aiarch.experiments import CapacityOptions
+
+    searched = CapacityOptions(start_rate=200, precision=0.25)
+    result = run_demo(tmp_path / "demo", runtime="local", duration_s=2, warmup_s=1, repeat=1, capacity=searched)
+    comparison = result.comparison
+    mono, micro = (run.record for run in comparison.runs)
+    assert mono.capacity is not None and micro.capacity is not None
+    assert mono.capacity.objective.describe() == "p99 <= 50 ms, errors <= 1%"  # the generated aiarch.yaml's bench.slo
+    # Their steps took turns: A B, then B A, while both searched.
+    first = sorted(
+        (r.points[s.point].trials[0].window.start, r.architecture) for r in (mono, micro) for s in r.capacity.searches[0].steps
+    )
+    assert [arch for _, arch in first[:4]] == ["monolith", "microservices", "microservices", "monolith"]
+    assert set(comparison.capacity) == {mono.id, micro.id} and set(comparison.costs) == {mono.id, micro.id}
+    for figures in comparison.capacity.values():
+        assert figures.capacities or figures.unresolved
+        assert figures.reserved.vcpus and figures.reserved.memory_gib
+    # One search a side names no winner, whatever the figures say.
+    assert not comparison.capacity_named and comparison.named_no_verdict
+    assert "capacity" in comparison.verdict
+    cards = {card.claim: card for card in comparison.scorecard}
+    assert "Cost per million requests" in cards and cards["Cost per million requests"].kind != "not measured"
+    report = (tmp_path / "demo" / "report" / "report.html").read_text()
+    assert 'id="plot-capacity"' in report and "Cost per million requests" in report
+    assert service_processes() == []

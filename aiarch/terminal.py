@@ -473,43 +473,35 @@ def show_comparison(comparison: Comparison) -> None:
     out.print(f"Report: {escape(str(comparison.report_dir))} (report.html, report.md, report.json)")
 
 
-def _show_capacity_comparison(comparison: Comparison) -> None:
+def _rows_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    """A table of text rows: the first column left, the figures right, folded, never cut."""
     from rich.table import Table
 
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+    for index, column in enumerate(header):
+        table.add_column(column, justify="left" if index == 0 else "right", overflow="fold")
+    for row in rows:
+        table.add_row(*map(escape, row))
+    out.print(table)
+
+
+def _show_capacity_comparison(comparison: Comparison) -> None:
     from aiarch.compare.report import CAPACITY_HEADER, capacity_rows
 
     if not comparison.capacity:
         return
-    first = next(iter(comparison.capacity.values()))
-    table = Table(
-        title=f"Capacity at {escape(first.objective)} (open loop, Poisson arrivals)", title_justify="left",
-        box=box.SIMPLE_HEAD, padding=(0, 1),
-    )  # fmt: skip
-    for index, column in enumerate(CAPACITY_HEADER):
-        table.add_column(column, justify="left" if index == 0 else "right", overflow="fold")
-    for row in capacity_rows(comparison):
-        table.add_row(*map(escape, row))
-    out.print(table)
+    objective = next(iter(comparison.capacity.values())).objective
+    _rows_table(f"Capacity at {escape(objective)} (open loop, Poisson arrivals)", CAPACITY_HEADER, capacity_rows(comparison))
     for run in comparison.runs:
         for line in comparison.capacity[run.id].unresolved:
             out.print(f"  [yellow]{escape(run.label)}, {escape(line)}[/]", soft_wrap=True)
 
 
 def _show_costs(comparison: Comparison) -> None:
-    from rich.table import Table
-
     from aiarch.compare.report import COST_HEADER, cost_notes, cost_rows
 
     if not comparison.costs:
         return
-    table = Table(
-        title=f"Cost per million requests ({escape(comparison.prices.currency)})", title_justify="left",
-        box=box.SIMPLE_HEAD, padding=(0, 1),
-    )  # fmt: skip
-    for index, column in enumerate(COST_HEADER):
-        table.add_column(column, justify="left" if index == 0 else "right", overflow="fold")
-    for row in cost_rows(comparison):
-        table.add_row(*map(escape, row))
-    out.print(table)
+    _rows_table(f"Cost per million requests ({escape(comparison.prices.currency)})", COST_HEADER, cost_rows(comparison))
     for note in cost_notes(comparison):
         out.print(f"  [dim]{escape(note)}[/]", soft_wrap=True)

@@ -157,6 +157,13 @@ def up(
             help="CPUs kept free for the load generator: auto, a list such as 0, or none (default: placement.loadgen_cpus).",
         ),
     ] = None,
+    faults: Annotated[
+        bool,
+        typer.Option(
+            "--faults",
+            help="Turn the app's fault switch on (aiarch.yaml faults:), for `aiarch experiment fault`; never on by default.",
+        ),
+    ] = False,
 ) -> None:
     """Deploy the project (build, start dependencies first, wait until ready) and record it."""
     with _user_errors():
@@ -166,7 +173,16 @@ def up(
         replica_counts = runtimes.parse_replica_flags(replicas or [])
         with terminal.progress("aiarch up") as reporter:
             result = runtimes.up(
-                project, runtime, replica_counts, port, rebuild, timeout, reporter, service_cpus=cpus, loadgen_cpus=loadgen_cpus
+                project,
+                runtime,
+                replica_counts,
+                port,
+                rebuild,
+                timeout,
+                reporter,
+                service_cpus=cpus,
+                loadgen_cpus=loadgen_cpus,
+                faults=faults,
             )
         terminal.show_deployment(result.deployment)
 
@@ -339,6 +355,100 @@ def bench(
                 results = bench_capacity(project or [Path(".")], options, searched, on_progress, terminal.show_step)
         for record, path in results:
             terminal.show_run(record, path)
+
+
+experiment_app = typer.Typer(
+    help="Experiments that settle one claim each with measurements (fault isolation).",
+    no_args_is_help=True,
+)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("fault")
+def experiment_fault(
+    project: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--project",
+            "-p",
+            help="The project folder; give both architectures to run them in turn (A B, B A), one record each.",
+            file_okay=False,
+        ),
+    ] = None,
+    kind: Annotated[str, typer.Option("--kind", "-k", help="kill, crash, oom, hang or latency.", metavar="KIND")] = "kill",
+    service: Annotated[
+        str | None, typer.Option("--service", "-s", help="Where the fault lands (default: the service with role: model).")
+    ] = None,
+    replicas: Annotated[
+        str, typer.Option("--replicas", help="kill or hang one replica of the service, or all.", metavar="one|all")
+    ] = "one",
+    rate: Annotated[
+        float | None, typer.Option("--rate", "-r", help="Open-loop requests per second, below capacity (default: 60).")
+    ] = None,
+    duration: Annotated[str | None, typer.Option("--duration", "-d", help="The whole run, e.g. 30s (default).")] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="When the fault lands, from the load's start (default: a third of the run).")
+    ] = None,
+    lasting: Annotated[
+        str | None, typer.Option("--for", help="hang and latency: how long the fault lasts (default: 5s).")
+    ] = None,
+    delay: Annotated[str | None, typer.Option("--delay", help="latency: added to each model call, e.g. 200ms (default).")] = None,
+    slo: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slo", help="The objective each window must meet to count as recovered (default: bench.slo).", metavar="p99=50ms"
+        ),
+    ] = None,
+    repeat: Annotated[int, typer.Option("--repeat", help="Runs per project, for intervals over runs.", min=1)] = 1,
+    processes: Annotated[int, typer.Option("--processes", help="Load-generator processes (Locust workers).")] = 1,
+    scenario: Annotated[
+        Path | None, typer.Option("--scenario", help="Locust file, relative to the project (default: bench.scenario).")
+    ] = None,
+    loadgen_cpus: Annotated[
+        str | None,
+        typer.Option(
+            "--loadgen-cpus",
+            help="CPUs of the load generator: auto, a list such as 0, or none (default: placement.loadgen_cpus).",
+        ),
+    ] = None,
+) -> None:
+    """A fault under open-loop load, and what each endpoint's users saw until it recovered.
+
+    The fault lands in the service that holds the model (aiarch.yaml `role: model`): kill (SIGKILL
+    to its process, the restart policy brings it back), crash (a bad request crashes it: needs
+    `aiarch up --faults`), oom (a leak up to its memory limit: --faults), hang (frozen --for
+    seconds), latency (--delay per model call for --for seconds: --faults). Every fault is reverted
+    whatever happens, Ctrl-C included; the deployment is checked ready afterwards. Exit codes: 0
+    done, 1 the fault was not injected or a replica is not ready afterwards, 2 bad input, 130
+    interrupted.
+    """
+    with _user_errors():
+        from aiarch import terminal
+        from aiarch.bench import BenchOptions
+        from aiarch.config import parse_duration_option
+        from aiarch.experiments.fault import FaultOptions, fault_experiment
+
+        delay_s = parse_duration_option("--delay", delay)
+        options = FaultOptions(
+            kind=kind.strip().lower(),
+            service=service,
+            replicas=replicas.strip().lower(),
+            rate=rate,
+            duration_s=parse_duration_option("--duration", duration),
+            at_s=parse_duration_option("--at", at),
+            for_s=parse_duration_option("--for", lasting),
+            delay_ms=None if delay_s is None else delay_s * 1000.0,
+            slo=tuple(slo or ()),
+        )
+        bench_options = BenchOptions(repeat=repeat, processes=processes, scenario=scenario, loadgen_cpus=loadgen_cpus)
+        with terminal.bench_progress() as on_progress:
+            results = fault_experiment(project or [Path(".")], bench_options, options, on_progress, terminal.show_fault_event)
+        for record, path in results:
+            terminal.show_run(record, path)
+        if any(
+            problem for record, _ in results for run in (record.fault.runs if record.fault else []) for problem in run.problems()
+        ):
+            raise typer.Exit(1)
 
 
 @app.command()

@@ -119,6 +119,26 @@ class Resources(_Model):
         return None if self.memory is None else parse_memory(self.memory)
 
 
+def _environment_text(value: Any) -> Any:
+    # YAML turns `MODEL_SEED: 1` into an int; an environment only holds strings.
+    if isinstance(value, Mapping):
+        return {k: v if isinstance(v, str) else _yaml_scalar_text(v) for k, v in value.items()}
+    return value
+
+
+EnvironmentVariables = Annotated[dict[str, str], BeforeValidator(_environment_text)]
+
+
+def _restart_policy(value: Any) -> str:
+    from aiarch.supervisor import parse_restart
+
+    if value is False:  # YAML 1.1 reads a bare `no` as false
+        value = "no"
+    if not isinstance(value, str):
+        raise ValueError("must be no, always, on-failure or on-failure:N")
+    return str(parse_restart(value))
+
+
 class Service(_Model):
     """One deployable unit. Each dependency's address reaches it as ``<NAME>_URL``."""
 
@@ -133,16 +153,14 @@ class Service(_Model):
     replicas: int = Field(default=1, ge=1, le=64, strict=True)
     resources: Resources = Field(default_factory=Resources)
     gpus: int = Field(default=0, ge=0, strict=True)
-    environment: dict[str, str] = Field(default_factory=dict)
+    environment: EnvironmentVariables = Field(default_factory=dict)
     depends_on: list[str] = Field(default_factory=list)
-
-    @field_validator("environment", mode="before")
-    @classmethod
-    def _environment_values_are_text(cls, value: Any) -> Any:
-        # YAML turns `MODEL_SEED: 1` into an int; an environment only holds strings.
-        if isinstance(value, Mapping):
-            return {k: v if isinstance(v, str) else _yaml_scalar_text(v) for k, v in value.items()}
-        return value
+    # What brings a replica back when its process dies, as Docker's restart policies say it: no,
+    # always, on-failure or on-failure:N (N restarts at most). Docker applies it; the local
+    # runtime's supervisor (aiarch.supervisor) does the same for its processes.
+    restart: Annotated[str, BeforeValidator(_restart_policy)] = "on-failure:5"
+    # "model": the service that holds the model, where fault experiments aim by default.
+    role: Literal["model"] | None = None
 
 
 def _yaml_scalar_text(value: Any) -> Any:
@@ -283,6 +301,15 @@ class PlacementSettings(_Model):
         return value
 
 
+class FaultSwitch(_Model):
+    """The app's own fault switch, for fault experiments that need the app's help (a crash on a
+    bad input, a leak, added latency). Off unless `aiarch up --faults` sets ENVIRONMENT in every
+    service; then `POST <entry>PATH {"kind": ...}` reaches the service that holds the model."""
+
+    path: str = Field(default="/faults", pattern=r"^/")
+    environment: EnvironmentVariables = Field(min_length=1)
+
+
 class ProjectConfig(_Model):
     """The whole of aiarch.yaml."""
 
@@ -293,6 +320,7 @@ class ProjectConfig(_Model):
     images: Images = Field(default_factory=Images)
     bench: BenchDefaults = Field(default_factory=BenchDefaults)
     placement: PlacementSettings = Field(default_factory=PlacementSettings)
+    faults: FaultSwitch | None = None
 
     @field_validator("services")
     @classmethod
@@ -319,8 +347,19 @@ class ProjectConfig(_Model):
                 if dependency not in self.services:
                     known = ", ".join(sorted(self.services))
                     raise ValueError(f"services.{name}.depends_on: unknown service {dependency!r} (services: {known})")
+        models = [n for n, s in self.services.items() if s.role == "model"]
+        if len(models) > 1:
+            raise ValueError(f"services: at most one service has `role: model` (found: {', '.join(models)})")
         self.start_order()  # raises on a cycle
         return self
+
+    @property
+    def model_service(self) -> str | None:
+        """The service that holds the model: `role: model`, else the only service, else None."""
+        named = [n for n, s in self.services.items() if s.role == "model"]
+        if named:
+            return named[0]
+        return next(iter(self.services)) if len(self.services) == 1 else None
 
     @property
     def entrypoint(self) -> tuple[str, Service]:

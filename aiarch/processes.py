@@ -198,7 +198,8 @@ class ProcessTreeSampler:
     keeps one per live process across samples; a process's first sample reads 0.0 CPU.
     """
 
-    def __init__(self, root: psutil.Process | int) -> None:
+    def __init__(self, root: psutil.Process | int, include_root: bool = True) -> None:
+        self._include_root = include_root  # False: the descendants only (ROOT supervises them)
         self._root: psutil.Process | None
         try:
             self._root = root if isinstance(root, psutil.Process) else psutil.Process(root)
@@ -209,11 +210,12 @@ class ProcessTreeSampler:
         self._known: dict[psutil.Process, psutil.Process] = {}
 
     def members(self) -> list[psutil.Process]:
-        """The root and its descendants now; empty once the root is gone."""
+        """The root (unless left out) and its descendants now; empty once the root is gone."""
         if self._root is None:
             return []
         try:
-            return [self._root, *self._root.children(recursive=True)]
+            children = self._root.children(recursive=True)
+            return [self._root, *children] if self._include_root else children
         except psutil.Error:
             return []
 

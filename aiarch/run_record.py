@@ -1,11 +1,11 @@
 """The run record: what `aiarch bench` measured, as typed models, and the one place that reads
-and writes it (PROJECT/.aiarch/runs/RUN.json, schema `aiarch.run/4`, written atomically).
+and writes it (PROJECT/.aiarch/runs/RUN.json, schema `aiarch.run/5`, written atomically).
 
     record = load_run(Path("shop/.aiarch/runs/20261130-101500-3e4c.json"))
     record.points[0].total.p99_ms                  # pooled over trials, every request counted
     record.points[0].trials[0].latencies.ms()     # every measured latency, decoded once (numpy)
 
-Records of schemas `aiarch.run/1`, `/2` and `/3` are upgraded as they are read; any other schema is refused
+Records of schemas `aiarch.run/1` to `/4` are upgraded as they are read; any other schema is refused
 with its name. `python -m aiarch.run_record` prints the JSON Schema (shipped as
 aiarch/schemas/run.schema.json).
 """
@@ -42,8 +42,8 @@ from aiarch.errors import AiarchError, UserInputError
 from aiarch.runtime.base import Deployment, ReplicaUsage
 from aiarch.state import state_dir, write_json_atomic
 
-SCHEMA = "aiarch.run/4"
-READABLE_SCHEMAS = ("aiarch.run/1", "aiarch.run/2", "aiarch.run/3", SCHEMA)
+SCHEMA = "aiarch.run/5"
+READABLE_SCHEMAS = ("aiarch.run/1", "aiarch.run/2", "aiarch.run/3", "aiarch.run/4", SCHEMA)
 ALL = "*"  # the key of the figures over every endpoint
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "run.schema.json"
@@ -247,6 +247,28 @@ class CapacitySettings(_Model):
     arrivals: Literal["constant", "poisson"] = "poisson"
 
 
+FaultKind = Literal["kill", "crash", "oom", "hang", "latency"]
+FaultOutcome = Literal["recovered", "not recovered", "not injected", "interrupted"]
+
+
+class FaultSettings(_Model):
+    """`aiarch experiment fault`: open-loop load for the whole run, the fault AT_S after the load
+    started, in SERVICE (one replica, or all)."""
+
+    kind: FaultKind
+    service: str
+    replicas: Literal["one", "all"] = "one"
+    at_s: float
+    # hang and latency: how long the fault lasts. kill, crash and oom: None, the restart policy
+    # ends them.
+    for_s: float | None = None
+    delay_ms: float | None = None  # latency: added to each model call
+    objective: Objective  # a window meets it when its error rate and p99 do
+    recovery_windows: int = 3  # consecutive windows meeting the objective: recovered
+    window_s: float = 1.0  # the windows of recovery; the timeline is also kept at fine_window_s
+    fine_window_s: float = 0.1
+
+
 class BenchPlan(_Model):
     """What a bench runs: every load point, for how long, how often, judged how. For a capacity
     search, the loads are the steps run so far and duration_s each step's minimum measured time."""
@@ -263,6 +285,7 @@ class BenchPlan(_Model):
     sweep: Sweep | None = None
     seed: int = 0
     capacity: CapacitySettings | None = None
+    fault: FaultSettings | None = None
 
     @property
     def total_s(self) -> float:
@@ -423,6 +446,99 @@ class CapacitySearch(_Model):
         return f"capacity search {self.index + 1}: {self.outcome}{lower}"
 
 
+class FaultWindow(_Model):
+    """One window of an endpoint's timeline, by the requests sent in it."""
+
+    t: float  # the window's start, in seconds from the fault (negative: before it)
+    ok: int
+    errors: dict[str, int] = Field(default_factory=dict)  # by kind ("HTTP 503", "ConnectionResetError")
+    p50_ms: float | None = None  # over every request sent in the window, failed ones included
+    p99_ms: float | None = None
+    meets: bool = False  # whether its requests met the objective (none sent: it did not)
+
+    @property
+    def requests(self) -> int:
+        return self.ok + sum(self.errors.values())
+
+
+class EndpointFault(_Model):
+    """What one endpoint's users saw around the fault."""
+
+    requests: int  # sent during the fault window
+    failed: int  # of those
+    availability: float | None  # the share of those that succeeded (None: none was sent)
+    failed_after_fault: int  # every failure sent from the fault to the end of the run
+    detect_s: float | None  # from the fault to the first failure's answer (None: none failed)
+    # From the fault to the start of the first RECOVERY_WINDOWS consecutive windows meeting the
+    # objective after the first that missed it (0: none missed it); None: not recovered in the run.
+    recover_s: float | None
+    baseline_p50_ms: float | None = None  # before the fault
+    baseline_p99_ms: float | None = None
+    fault_p99_ms: float | None = None  # of the requests sent during the fault window
+    errors_by_kind: dict[str, int] = Field(default_factory=dict)  # from the fault on
+    per_second: list[FaultWindow] = Field(default_factory=list)  # windows of window_s
+    fine: list[FaultWindow] = Field(default_factory=list)  # windows of fine_window_s
+
+    @property
+    def recovered(self) -> bool:
+        return self.recover_s is not None
+
+
+class ReplicaAfter(_Model):
+    replica: str
+    state: str  # running, paused, restarting, exited, missing
+    ready: bool
+    restarts: int
+
+
+class FaultRun(_Model):
+    """One fault under load (its trial is record.points[point]); times are epoch seconds."""
+
+    index: int
+    point: int
+    outcome: FaultOutcome
+    message: str = ""  # why it was not injected
+    error: str = ""  # what failed after it was (watching it, reverting it)
+    targets: list[str] = Field(default_factory=list)  # the replicas the fault hit
+    injected_at: float | None = None
+    # The end of the fault window: resumed (hang), the latency period over, or every target ready
+    # again (kill, crash, oom); None: not back within the run.
+    ended_at: float | None = None
+    down_at: float | None = None  # a target first seen not ready
+    restarts: int = 0  # of the targets, during the run
+    out_of_memory: bool | None = None  # oom: whether the engine or kernel reported an OOM kill
+    endpoints: dict[str, EndpointFault] = Field(default_factory=dict)
+    after: list[ReplicaAfter] = Field(default_factory=list)  # every replica, after the run
+
+    @property
+    def fault_window_s(self) -> float | None:
+        if self.injected_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.injected_at
+
+    @property
+    def all_ready_after(self) -> bool:
+        return bool(self.after) and all(replica.ready for replica in self.after)
+
+    def problems(self) -> list[str]:
+        """Why this run cannot be read as the fault's effect (empty: it can)."""
+        problems = []
+        if self.outcome == "not injected":
+            problems.append(f"fault run {self.index + 1}: the fault was not injected ({self.message})")
+        if self.error:
+            problems.append(f"fault run {self.index + 1}: {self.error}")
+        if self.after and not self.all_ready_after:
+            left = ", ".join(f"{r.replica} {r.state}" for r in self.after if not r.ready)
+            problems.append(f"fault run {self.index + 1}: not every replica was ready afterwards ({left})")
+        return problems
+
+
+class FaultResult(_Model):
+    """The runs of a fault experiment (several with --repeat), in the order they ran."""
+
+    runs: list[FaultRun] = Field(default_factory=list)
+
+
 class Capacity(_Model):
     """The capacity searches of a run (several with --repeat), each over its own steps."""
 
@@ -477,7 +593,7 @@ class RunRecord(_Model):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    schema_id: Literal["aiarch.run/4"] = Field(default="aiarch.run/4", alias="schema")
+    schema_id: Literal["aiarch.run/5"] = Field(default="aiarch.run/5", alias="schema")
     id: str
     created_at: str
     status: RunStatus
@@ -493,6 +609,7 @@ class RunRecord(_Model):
     placement: Placement | None = None  # None: a record from before aiarch placed and recorded CPUs
     points: list[Point] = Field(default_factory=list)
     capacity: Capacity | None = None  # a capacity search's steps and result (bench --capacity)
+    fault: FaultResult | None = None  # a fault experiment's runs (aiarch experiment fault)
     valid: bool = False
     reasons: list[str] = Field(default_factory=list)
 
@@ -566,8 +683,8 @@ def parse_run(document: Any, source: str) -> RunRecord:
     try:
         if schema == "aiarch.run/1":
             document = _upgrade_v1(document)
-        # /2 -> /3 -> /4 only added fields (placement, spread, event-loop lag; capacity) that
-        # older records lack.
+        # /2 -> /3 -> /4 -> /5 only added fields (placement, spread, event-loop lag; capacity;
+        # fault experiments) that older records lack.
         document = {**document, "schema": SCHEMA}
         return RunRecord.model_validate(document)
     except (ValidationError, ValueError, TypeError, AttributeError) as error:
@@ -604,6 +721,19 @@ class _ListedPoint(BaseModel):
     summary: dict[str, EndpointStats] = Field(default_factory=dict)
 
 
+class _ListedFault(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    kind: str
+    service: str
+
+
+class _ListedPlan(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    fault: _ListedFault | None = None
+
+
 class _ListedRun(BaseModel):
     """What `aiarch runs` shows of a record: its trials (and their latencies) are not read."""
 
@@ -618,6 +748,7 @@ class _ListedRun(BaseModel):
     valid: bool = False
     reasons: list[str] = Field(default_factory=list)
     points: list[_ListedPoint] = Field(default_factory=list)
+    plan: _ListedPlan = Field(default_factory=_ListedPlan)
 
 
 @dataclass(frozen=True)
@@ -642,12 +773,18 @@ class RunSummary:
     def of(cls, record: RunRecord | _ListedRun, path: Path) -> RunSummary:
         total = record.points[-1].summary.get(ALL) if record.points else None
         loads = [point.load.short() for point in record.points]
+        if len(set(loads)) == 1:
+            loads = loads[:1]  # a fault experiment's repeated runs
+        load = loads[0] if len(loads) == 1 else f"{loads[0]}..{loads[-1]}" if loads else "-"
+        fault = record.plan.fault
+        if fault is not None:
+            load = f"{load}, {fault.kind} in {fault.service}"
         return cls(
             id=record.id,
             created_at=record.created_at,
             architecture=record.architecture,
             runtime=record.runtime,
-            load=loads[0] if len(loads) == 1 else f"{loads[0]}..{loads[-1]}" if loads else "-",
+            load=load,
             throughput_rps=total.throughput_rps if total else None,
             p50_ms=total.p50_ms if total else None,
             p99_ms=total.p99_ms if total else None,

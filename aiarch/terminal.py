@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from aiarch.compare import Comparison
     from aiarch.errors import AiarchError
     from aiarch.experiments import StepView
+    from aiarch.experiments.fault import FaultEvent
     from aiarch.run_record import Placement, RunRecord, RunSummary
     from aiarch.runtime import DownReport, StatusReport
     from aiarch.runtime.base import Deployment
@@ -192,16 +193,27 @@ def show_status(report: StatusReport) -> None:
     title = f"{deployment.project} ({deployment.architecture}) on {deployment.runtime}" if deployment else "leftovers"
     if deployment is not None and deployment.state == "starting":
         title += " [yellow](starting: `aiarch up` did not finish; `aiarch down` removes it)[/]"
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("replica", "state", "health", "endpoint", "CPU %", "memory"):
-        table.add_column(column, justify="right" if column in ("CPU %", "memory") else "left", no_wrap=True)
+    if deployment is not None and deployment.faults:
+        title += " [yellow](fault switch on: `aiarch up --faults`)[/]"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False)
+    widest = max(len(replica.name) for replica in report.replicas)
+    for column in ("replica", "state", "health", "restarts", "endpoint", "CPU %", "memory"):
+        table.add_column(
+            column,
+            justify="right" if column in ("CPU %", "memory", "restarts") else "left",
+            no_wrap=column != "endpoint",  # the endpoint folds on a narrow terminal; the rest stays whole
+            overflow="fold",
+            min_width=widest if column == "replica" else None,
+        )
     for replica in report.replicas:
         health = {"ready": "[green]ready[/]", "not ready": "[red]not ready[/]"}.get(replica.health, replica.health)
+        state = replica.state if replica.state in ("running", "exited") else f"[yellow]{replica.state}[/]"
         table.add_row(
             replica.name,
-            replica.state,
+            state,
             health,
-            replica.endpoint,
+            "-" if replica.restarts is None else str(replica.restarts),
+            replica.endpoint.removeprefix("http://"),
             "-" if replica.cpu_percent is None else f"{replica.cpu_percent:.1f}",
             _size(replica.memory_bytes),
         )
@@ -305,12 +317,55 @@ def _show_capacity(record: RunRecord) -> None:
         )
 
 
+def show_fault_event(event: FaultEvent) -> None:
+    """One permanent line per thing the fault did or saw, timed from the load's start."""
+    who = f"{escape(event.label)}: " if event.label else ""
+    when = "" if event.at_s is None else f"[magenta]{event.at_s:5.1f} s[/] "
+    err.print(f"[dim]-[/] {who}{when}{escape(event.message)}", soft_wrap=True)
+
+
+def _show_fault(record: RunRecord) -> None:
+    from aiarch.compare.faults import FAULT_HEADER, fault_figures, fault_rows
+
+    settings, result = record.plan.fault, record.fault
+    assert settings is not None and result is not None
+    lasting = f" for {settings.for_s:g} s" if settings.for_s else ""
+    delay = f" (+{settings.delay_ms:g} ms per model call)" if settings.delay_ms else ""
+    out.print(
+        f"  fault: {settings.kind} in {escape(settings.service)}{delay} at {settings.at_s:g} s{lasting}, "
+        f"objective {escape(settings.objective.describe())} over {settings.window_s:g} s windows"
+    )
+    for run in result.runs:
+        window = "-" if run.fault_window_s is None else f"{run.fault_window_s:.1f} s"
+        colour = {"recovered": "green", "not recovered": "red"}.get(run.outcome, "yellow")
+        message = f": {escape(run.message or run.error)}" if run.message or run.error else ""
+        oom = "" if run.out_of_memory is None else f", out of memory: {'yes' if run.out_of_memory else 'not reported'}"
+        out.print(
+            f"  run {run.index + 1}: [{colour}]{run.outcome}[/]{message} (targets {', '.join(run.targets)}; "
+            f"fault window {window}; restarts {run.restarts}{oom})",
+            soft_wrap=True,
+        )
+        after = ", ".join(f"{r.replica} {'ready' if r.ready else r.state}" for r in run.after)
+        out.print(
+            f"    after: {'[green]every replica ready[/]' if run.all_ready_after else '[red]not every replica ready[/]'} ({after})"
+        )
+    _rows_table("What each endpoint's users saw", FAULT_HEADER, fault_rows("", fault_figures(record)))
+
+
 def show_run(record: RunRecord, path: Path | None) -> None:
     from rich.table import Table
 
     from aiarch.run_record import ALL
 
     plan = record.plan
+    if record.fault is not None:
+        out.print(
+            f"[bold]{escape(record.project)}[/] ({escape(record.architecture)}) on {record.runtime}: run {record.id}"
+            f" [dim]({plan.loads[0].describe()}, {plan.duration_s:g} s per run)[/]"
+        )
+        _show_fault(record)
+        _show_run_footer(record, path)
+        return
     if record.capacity is not None:
         out.print(
             f"[bold]{escape(record.project)}[/] ({escape(record.architecture)}) on {record.runtime}: run {record.id}"
@@ -458,6 +513,7 @@ def show_comparison(comparison: Comparison) -> None:
             )
         out.print(differences)
     _show_capacity_comparison(comparison)
+    _show_fault_comparison(comparison)
     _show_costs(comparison)
     scorecard = Table(title="Scorecard of the claims", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("claim", "figure", "verdict"):
@@ -479,10 +535,22 @@ def _rows_table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
     for index, column in enumerate(header):
-        table.add_column(column, justify="left" if index == 0 else "right", overflow="fold")
+        # The first column names the row: whole; the figures fold on a narrow terminal.
+        table.add_column(column, justify="left" if index == 0 else "right", overflow="fold", no_wrap=index == 0)
     for row in rows:
         table.add_row(*map(escape, row))
     out.print(table)
+
+
+def _show_fault_comparison(comparison: Comparison) -> None:
+    from aiarch.compare.faults import FAULT_HEADER
+    from aiarch.compare.report import fault_notes, fault_table
+
+    if not comparison.faults:
+        return
+    _rows_table("Fault isolation (means over runs, 95% CI with 2 or more)", FAULT_HEADER, fault_table(comparison))
+    for note in fault_notes(comparison):
+        out.print(f"  [dim]{escape(note)}[/]", soft_wrap=True)
 
 
 def _show_capacity_comparison(comparison: Comparison) -> None:

@@ -20,6 +20,14 @@ def shop_projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {arch: new_project(f"shop-{arch}", arch, "tiny", root / arch).path for arch in ("monolith", "microservices")}
 
 
+@pytest.fixture(scope="session")
+def one_app(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The shop under one name ("shop") in both architectures, model `tiny`: compare compares
+    the runs of one app."""
+    root = tmp_path_factory.mktemp("one-app")
+    return {arch: new_project("shop", arch, "tiny", root / arch).path for arch in ("monolith", "microservices")}
+
+
 @functools.cache
 def docker_unavailable_reason() -> str | None:
     """None when a Docker engine answers, else why not (checked once per session)."""

@@ -30,6 +30,29 @@ def child_processes(runs: Callable[[str], bool]) -> list:
     return found
 
 
+def leftovers(engine, project: Path) -> list[str]:
+    """The containers and networks a Docker engine still holds of PROJECT."""
+    from aiarch.runtime.docker import LABEL
+
+    selector = {"label": [f"{LABEL}.project_dir={project}"]}
+    return [c.name for c in engine.containers.list(all=True, filters=selector)] + [
+        n.name for n in engine.networks.list(filters=selector)
+    ]
+
+
+SHOP_ENDPOINTS = ("/products/{id}", "/products?category", "/recommend")  # the shop scenario's names
+
+
+def assert_down_whole_then_back(run, duration_s: float) -> None:
+    """A fault run in which every endpoint was down (under half available in the fault window)
+    and recovered within the run: a monolith whose only process died."""
+    assert run.outcome == "recovered" and run.restarts == 1, run
+    for name in SHOP_ENDPOINTS:
+        endpoint = run.endpoints[name]
+        assert endpoint.availability is not None and endpoint.availability < 0.5, (name, endpoint)
+        assert endpoint.recover_s is not None and 0 < endpoint.recover_s < duration_s, (name, endpoint)
+
+
 def service_processes() -> list:
     """Our child processes that run a shop service (none may outlive a test)."""
     return child_processes(lambda part: part.startswith("services."))

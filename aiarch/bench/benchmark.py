@@ -13,7 +13,7 @@ from pathlib import Path
 from aiarch.bench.environment import capture_environment
 from aiarch.bench.gpu import GpuSampler
 from aiarch.bench.load import BenchOptions, plan
-from aiarch.bench.runner import LiveView, run_trial
+from aiarch.bench.runner import LiveView, TrialOutcome, run_trial
 from aiarch.bench.trials import analyse_trial, pool, spread
 from aiarch.config import ProjectConfig, config_changes, without_secrets
 from aiarch.errors import AiarchError, UserInputError, interrupted_exit_code
@@ -90,17 +90,21 @@ class _Session:
         load = self.plan.loads[point_index]
         if point_index == len(self.record.points):
             self.record.points.append(Point(load=load, load_description=load.describe()))
-        self._measure(point_index, self.plan, trial_index, scratch, on_progress, label)
+        outcome = self.measure(point_index, self.plan, trial_index, scratch, on_progress, label)
+        if outcome.interruption is not None:
+            raise outcome.interruption
 
     def run_point(self, load: Load, plan: BenchPlan, scratch: Path, on_progress: Callable[[LiveView], None], label: str) -> int:
         """A new load point of one trial, run under PLAN (a capacity search's step, whose measured
         time depends on its rate); returns its index. Raises KeyboardInterrupt as run_trial."""
         self.record.points.append(Point(load=load, load_description=load.describe()))
         index = len(self.record.points) - 1
-        self._measure(index, plan, 0, scratch, on_progress, label)
+        outcome = self.measure(index, plan, 0, scratch, on_progress, label)
+        if outcome.interruption is not None:
+            raise outcome.interruption
         return index
 
-    def _measure(
+    def measure(
         self,
         point_index: int,
         plan: BenchPlan,
@@ -108,14 +112,18 @@ class _Session:
         scratch: Path,
         on_progress: Callable[[LiveView], None],
         label: str,
-    ) -> None:
+        on_start: Callable[[float], None] | None = None,
+    ) -> TrialOutcome:
+        """One trial of the point, analysed into the record; returns what Locust saw (every sample),
+        interrupted or not: the caller raises the interruption once it has used them. ON_START
+        gets the epoch at which the load started, as soon as it is known."""
         point = self.record.points[point_index]
         if self.record.placement is None:
             self.record.placement = _placement(self.record, self.probe, self.loadgen)
         outcome = run_trial(
             plan, point.load, self.deployment.entry_url, self.project.path, self.entry_environment,
             scratch / f"{self.record.id}-p{point_index}-t{trial_index}", self.probe, self.gpu, on_progress, label,
-            cpus=self.loadgen.cpus,
+            cpus=self.loadgen.cpus, on_start=on_start,
         )  # fmt: skip
         placement = self.record.placement
         if outcome.cpus is not None and placement.loadgen_cpus is not None:
@@ -124,8 +132,7 @@ class _Session:
         point.summary = pool(point.trials)
         point.spread = spread(point.trials)
         point.valid = all(trial.valid for trial in point.trials)
-        if outcome.interruption is not None:
-            raise outcome.interruption
+        return outcome
 
     def finish(self, failure: str | None, interruption: KeyboardInterrupt | None) -> Path | None:
         """Close the samplers and save the record as complete, interrupted or failed."""
@@ -133,7 +140,10 @@ class _Session:
         self.probe.close()
         record.points = [point for point in record.points if point.trials]
         record.status = "failed" if failure else "interrupted" if interruption is not None else "complete"
-        if record.capacity is None:
+        if record.fault is not None:
+            reasons = sorted({reason for point in record.points for trial in point.trials for reason in trial.reasons})
+            reasons += [problem for run in record.fault.runs for problem in run.problems()]
+        elif record.capacity is None:
             reasons = sorted({reason for point in record.points for trial in point.trials for reason in trial.reasons})
         else:
             # The steps above the capacity fail by design: a search is judged by its outcome, and

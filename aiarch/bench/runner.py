@@ -149,8 +149,10 @@ def run_trial(
     on_progress: Callable[[LiveView], None],
     label: str,
     cpus: tuple[int, ...] | None = None,
+    on_start: Callable[[float], None] | None = None,
 ) -> TrialOutcome:
-    """One Locust run against URL, on CPUS (None: any), sampled each second until it ends."""
+    """One Locust run against URL, on CPUS (None: any), sampled each second until it ends.
+    ON_START gets the epoch of the load's start once Locust reports it (within a second)."""
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "locust.log"
     env = {
@@ -187,6 +189,9 @@ def run_trial(
             time.sleep(1.0)
             samples.extend(tail.read())
             started = min(tail.starts, default=None)
+            if started is not None and on_start is not None:
+                on_start(started)
+                on_start = None
             now = time.time()
             elapsed = now - (started or launched)
             # CPU % of each Locust process (100 = one core: a gevent process cannot use more).

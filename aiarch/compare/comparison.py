@@ -25,16 +25,18 @@ from aiarch.compare.capacity import (
     capacity_verdict,
     cost_figures,
     cost_line,
+    merge_steps,
     per_budget_line,
     pick_common_step,
 )
+from aiarch.compare.faults import FaultFigures, fault_figures, fault_verdict
 from aiarch.compare.prices import PriceSheet, load_prices
 from aiarch.compare.selection import Run, differences_besides_architecture, pick_points, resolve_runs
 from aiarch.compare.stats import Difference
 from aiarch.errors import UserInputError
 from aiarch.ids import new_id
 
-COMPARISON_SCHEMA = "aiarch.comparison/3"
+COMPARISON_SCHEMA = "aiarch.comparison/4"
 
 
 @dataclass
@@ -52,6 +54,9 @@ class Comparison:
     capacity: dict[str, CapacityFigures] = field(default_factory=dict)
     capacity_differences: dict[str, Difference | None] = field(default_factory=dict)
     capacity_named: bool = True  # whether the capacity verdict names a winner
+    # Fault experiments: each run's figures per endpoint (run id ->), and whether the verdict names a result.
+    faults: dict[str, FaultFigures] = field(default_factory=dict)
+    faults_named: bool = True
     report_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
 
@@ -65,6 +70,8 @@ class Comparison:
         leave out run-to-run drift)."""
         if self.capacity:
             return any(not run.valid for run in self.runs) or not self.capacity_named
+        if self.faults:
+            return any(not run.valid for run in self.runs) or not self.faults_named
         return any(not run.valid for run in self.runs) or any(d.one_trial for d in self.differences.values())
 
     def to_json(self, plots: list[str] | None = None) -> dict[str, Any]:
@@ -97,6 +104,7 @@ class Comparison:
                 run_id: None if d is None else d.to_json() for run_id, d in self.capacity_differences.items()
             }
             or None,
+            "faults": {run_id: f.to_json() for run_id, f in self.faults.items()} or None,
             "plots": plots or [],
         }
 
@@ -120,11 +128,13 @@ def compare(
     projects = [p.expanduser().absolute() for p in (projects or [Path(".")])]
     runs = resolve_runs(selectors, projects, latest)
     searched = [run for run in runs if run.record.capacity is not None]
-    if searched and len(searched) != len(runs):
+    faulted = [run for run in runs if run.record.fault is not None]
+    if (searched and len(searched) != len(runs)) or (faulted and len(faulted) != len(runs)):
+        kinds = {True: "capacity", False: "load"}
         raise UserInputError(
-            "capacity searches and load runs cannot be compared with each other: "
-            + ", ".join(f"{run.id} ({'capacity' if run.record.capacity else 'load'})" for run in runs),
-            hint="compare capacity searches (bench --capacity) together, and load runs together",
+            "capacity searches, fault experiments and load runs cannot be compared with each other: "
+            + ", ".join(f"{run.id} ({'fault' if run.record.fault else kinds[run.record.capacity is not None]})" for run in runs),
+            hint="compare runs of one kind together: capacity searches, fault experiments, or load runs",
         )
     if baseline is None:
         chosen = next((run for run in runs if run.record.architecture == "monolith"), runs[0])
@@ -141,6 +151,13 @@ def compare(
         if len(objectives) > 1:
             flags.append("different objectives: " + "; ".join(f"{run.label}: {capacity[run.id].objective}" for run in runs))
         pick_common_step(runs, flags)
+    elif faulted:
+        for run in runs:  # each fault run's trial, as trials of one point (in memory only)
+            run.record.points = merge_steps(run.record)
+            run.point_index = 0
+        faults = {run.record.plan.fault.kind for run in runs if run.record.plan.fault}
+        if len(faults) > 1:
+            flags.append("different faults: " + "; ".join(f"{run.label}: {fault_figures(run.record).describe()}" for run in runs))
     else:
         pick_points(runs, flags)
     for run in runs:
@@ -153,6 +170,8 @@ def compare(
     cards = scorecard(chosen, runs, table, differences)
     if capacity:
         costs = {run_id: figures.cost for run_id, figures in capacity.items() if figures.cost}
+    elif faulted:
+        costs = {}  # what a run under a fault served is not a throughput to plan with
     else:
         costs = {}
         for run, row in zip(runs, table, strict=True):
@@ -161,6 +180,7 @@ def compare(
     comparison = Comparison(
         runs, chosen, table, differences, flags, cards, verdict(chosen, runs, differences, flags), sheet, costs, capacity
     )
+    comparison.faults = {run.id: fault_figures(run.record) for run in faulted}
     _headline(comparison)
     if output is None:
         project_dir = Path(runs[0].record.deployment.project_dir)
@@ -226,7 +246,35 @@ def _headline(comparison: Comparison) -> None:
                     "no verdict" if reason_blocked else "verdict",
                 )
             )
+        if comparison.faults:
+            figure, sentence, names = fault_verdict(
+                base.record.architecture, comparison.faults[base.id], run.record.architecture, comparison.faults[run.id]
+            )
+            named = named and names
+            sentences.append(f"{who}: {sentence}")
+            cards.append(
+                ClaimCard(
+                    "Fault isolation: a model crash leaves the catalog up",
+                    f"{who} ({comparison.faults[run.id].describe()})",
+                    figure,
+                    reason_blocked or sentence,
+                    "no verdict" if reason_blocked or not names else "verdict",
+                )
+            )
     kept = comparison.scorecard
+    if comparison.faults:
+        # Latency, throughput and efficiency under a fault are not the steady-state claims.
+        kept = [
+            ClaimCard(card.claim, "-", "-", "not measured in a fault experiment: compare load runs", "not measured")
+            if card.kind != "not measured" else card
+            for card in kept
+            if not card.claim.startswith("Fault isolation")
+        ]  # fmt: skip
+        comparison.faults_named = named
+        text = reason_blocked or "; ".join(sentences)
+        if comparison.flags and not reason_blocked:
+            text += f" (caution: {len(comparison.flags)} difference(s) between the runs besides the architecture)"
+        comparison.verdict = text
     if comparison.capacity:
         # The closed-loop efficiency card divides throughput at one load; capacity replaces it.
         kept = [card for card in kept if not card.claim.startswith("Efficiency")]

@@ -7,11 +7,12 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from aiarch.compare.analysis import RunFigures, trial_latencies
+from aiarch.compare.faults import FAULT_HEADER
 from aiarch.compare.selection import Run
 from aiarch.compare.stats import Difference
 from aiarch.state import write_json_atomic
@@ -79,6 +80,10 @@ def plots(comparison: Comparison) -> dict[str, tuple[str, str]]:
         axes.legend(fontsize=8)
     done("over-time", "Throughput and p99 over time", figure)
 
+    if comparison.faults:
+        done(
+            "fault-timeline", "Fault timeline: each endpoint's successful share (100 ms windows)", _fault_plot(comparison, pyplot)
+        )
     if comparison.capacity:
         done("capacity", "Capacity search: latency against offered rate", _capacity_plot(comparison, new))
     elif any(len(run.record.points) > 1 for run in comparison.runs):
@@ -152,6 +157,53 @@ def _capacity_plot(comparison: Comparison, new: Callable[[str], tuple[Figure, Ax
     axes.set_ylabel(f"{name} (ms, log scale)")
     axes.legend(fontsize=7)
     return figure
+
+
+def _fault_plot(comparison: Comparison, pyplot: Any) -> Figure:
+    """Per endpoint, each run's share of successful requests in each 100 ms window around the
+    fault (its first injected run), the fault window shaded and the recovery marked."""
+    endpoints = sorted({name for figures in comparison.faults.values() for name in figures.endpoints})
+    figure, grid = pyplot.subplots(len(endpoints), 1, figsize=(9, 1.9 * max(1, len(endpoints))), sharex=True, squeeze=False)
+    for row, name in enumerate(endpoints):
+        axes = grid[row][0]
+        for index, run in enumerate(comparison.runs):
+            assert run.record.fault is not None
+            injected = [f for f in run.record.fault.runs if f.injected_at is not None and name in f.endpoints]
+            if not injected:
+                continue
+            first, colour = injected[0], f"C{index}"
+            windows = first.endpoints[name].fine
+            axes.plot(
+                [w.t for w in windows], [w.ok / w.requests if w.requests else np.nan for w in windows],
+                color=colour, linewidth=1, label=_name(comparison, run),
+            )  # fmt: skip
+            if first.fault_window_s is not None:
+                axes.axvspan(0, first.fault_window_s, color=colour, alpha=0.08)
+            recover = first.endpoints[name].recover_s
+            if recover is not None and recover > 0:
+                axes.axvline(recover, color=colour, linestyle="--", linewidth=1)
+        axes.axvline(0, color="black", linewidth=1)
+        axes.set_ylim(-0.05, 1.05)
+        axes.set_ylabel("succeeded", fontsize=8)
+        axes.set_title(name, fontsize=9, loc="left")
+        axes.grid(alpha=0.3)
+        if row == 0:
+            axes.legend(fontsize=7, loc="lower left")
+    grid[-1][0].set_xlabel("seconds from the fault (shaded: the fault window; dashed: recovered)")
+    figure.tight_layout()
+    chart: Figure = figure
+    return chart
+
+
+def fault_table(comparison: Comparison) -> list[list[str]]:
+    """Every run's endpoints: what their users saw during and after the fault."""
+    from aiarch.compare.faults import fault_rows
+
+    return [row for run in comparison.runs for row in fault_rows(_name(comparison, run), comparison.faults[run.id])]
+
+
+def fault_notes(comparison: Comparison) -> list[str]:
+    return [f"{_name(comparison, run)}: {comparison.faults[run.id].describe()}" for run in comparison.runs]
 
 
 CAPACITY_HEADER = ["run", "req/s", "searches", "bracket", "per vCPU", "per GiB", "vs baseline"]
@@ -352,6 +404,10 @@ def _markdown(comparison: Comparison) -> str:
     if comparison.capacity:
         lines += ["", "## Capacity at the objective", "", "| " + " | ".join(CAPACITY_HEADER) + " |"]
         lines += ["|" + "---|" * len(CAPACITY_HEADER), *["| " + " | ".join(row) + " |" for row in capacity_rows(comparison)]]
+    if comparison.faults:
+        lines += ["", "## Fault isolation (means over runs, 95% CI with 2 or more)", "", *fault_notes(comparison), ""]
+        lines += ["| " + " | ".join(FAULT_HEADER) + " |", "|" + "---|" * len(FAULT_HEADER)]
+        lines += ["| " + " | ".join(row) + " |" for row in fault_table(comparison)]
     if comparison.costs:
         lines += ["", f"## Cost per million requests ({comparison.prices.currency})", "", *cost_notes(comparison), ""]
         lines += ["| " + " | ".join(COST_HEADER) + " |", "|" + "---|" * len(COST_HEADER)]
@@ -406,6 +462,9 @@ figcaption {{ font-weight: 600; margin-bottom: 0.3rem; }}
 {"".join(f'<p class="replication">Replication, {html.escape(line)}</p>' for line in replication_lines(comparison))}
 {table(DIFFERENCE_HEADER, [row.cells() for row in difference_rows(comparison)])}
 {f"<h2>Capacity at the objective</h2>{table(CAPACITY_HEADER, capacity_rows(comparison))}" if comparison.capacity else ""}
+{"<h2>Fault isolation (means over runs, 95% CI with 2 or more)</h2>" if comparison.faults else ""}
+{"".join(f"<p>{html.escape(note)}</p>" for note in fault_notes(comparison)) if comparison.faults else ""}
+{table(FAULT_HEADER, fault_table(comparison)) if comparison.faults else ""}
 {f"<h2>Cost per million requests ({html.escape(comparison.prices.currency)})</h2>" if comparison.costs else ""}
 {"".join(f"<p>{html.escape(note)}</p>" for note in cost_notes(comparison)) if comparison.costs else ""}
 {table(COST_HEADER, cost_rows(comparison)) if comparison.costs else ""}

@@ -87,10 +87,10 @@ def parse_slo(texts: Sequence[str]) -> Objective | None:
             bounds[key] = bound
     if not bounds:
         return None
-    return _objective(bounds, "--slo")
+    return objective_from(bounds, "--slo")
 
 
-def _objective(bounds: dict[str, float], where: str) -> Objective:
+def objective_from(bounds: dict[str, float], where: str) -> Objective:
     latency = {name: ms for name, ms in bounds.items() if name != SLO_ERRORS}
     if not latency:
         raise UserInputError(f"{where} needs at least one latency bound", hint="for example --slo p99=50ms")
@@ -109,7 +109,7 @@ def capacity_settings(options: CapacityOptions, bench: BenchOptions, defaults: B
             "a capacity search chooses its own rates; it cannot be combined with --rate or --sweep",
             hint="use --start-rate and --max-rate to bound the search",
         )
-    objective = parse_slo(options.slo) or _objective(dict(defaults.slo), "bench.slo in aiarch.yaml")
+    objective = parse_slo(options.slo) or objective_from(dict(defaults.slo), "bench.slo in aiarch.yaml")
     searched = defaults.capacity
     start = searched.start_rate if options.start_rate is None else options.start_rate
     most = searched.max_rate if options.max_rate is None else options.max_rate

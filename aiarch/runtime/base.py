@@ -47,6 +47,9 @@ class UpOptions:
     # the load generator will share CPUs with the services, when it will.
     cpus: tuple[int, ...] | None = None
     cpus_shared: str | None = None
+    # Turn the app's fault switch on (aiarch.yaml `faults.environment` in every service): only for
+    # fault experiments, never by default.
+    faults: bool = False
 
     def replicas_of(self, name: str, service: Service) -> int:
         return self.replicas.get(name, service.replicas)
@@ -101,6 +104,7 @@ class Deployment:
     # will share CPUs with them (None: it will not).
     cpus: tuple[int, ...] | None = None
     cpus_shared: str | None = None
+    faults: bool = False  # the app's fault switch is on (`up --faults`)
 
     def to_json(self) -> dict[str, Any]:
         document = asdict(self)
@@ -130,6 +134,7 @@ class ReplicaStatus:
     endpoint: str
     cpu_percent: float | None
     memory_bytes: int | None
+    restarts: int | None = None  # how often its restart policy brought it back (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,42 @@ class SilentReporter:
         pass
 
 
+class FaultControl(Protocol):
+    """What a fault experiment does to a deployment's replicas, alike on every runtime. Faults
+    come from outside the app, as they do in production: `kill` is the kernel's SIGKILL to the
+    replica's service process (not the engine's stop, after which no restart policy applies)."""
+
+    def kill(self, replica: Replica) -> None:
+        """SIGKILL the service process(es) of REPLICA; its restart policy brings it back."""
+        ...
+
+    def pause(self, replica: Replica) -> None:
+        """Freeze REPLICA (it keeps its connections and answers nothing) until `resume`."""
+        ...
+
+    def resume(self, replica: Replica) -> None: ...
+
+    def ready(self, replica: Replica) -> str | None:
+        """None when REPLICA answers its readiness path, else why not (the Probe convention)."""
+        ...
+
+    def restarts(self, replica: Replica) -> int:
+        """How often its restart policy has restarted REPLICA since `up`."""
+        ...
+
+    def state(self, replica: Replica) -> str:
+        """running, paused, restarting, exited or missing."""
+        ...
+
+    def memory_limit_reason(self, service: str) -> str | None:
+        """None when SERVICE runs under an enforced memory limit, else why not."""
+        ...
+
+    def oom_killed(self, replica: Replica, since: float) -> bool | None:
+        """Whether REPLICA was killed for memory since the epoch SINCE (None: cannot tell)."""
+        ...
+
+
 class Runtime(Protocol):
     name: str
 
@@ -192,6 +233,8 @@ class Runtime(Protocol):
     def usage_probe(self, deployment: Deployment) -> UsageProbe: ...
 
     def engine_info(self) -> dict[str, str]: ...
+
+    def fault_control(self, project: Project, deployment: Deployment) -> FaultControl: ...
 
 
 def new_deployment(
@@ -250,6 +293,7 @@ def starting_deployment(
         config=without_secrets(project.config),
         cpus=options.cpus if options else None,
         cpus_shared=options.cpus_shared if options else None,
+        faults=options.faults if options else False,
     )
 
 
@@ -284,6 +328,21 @@ def check_port_free(port: int) -> None:
                 f"port {port} is already in use on 127.0.0.1",
                 hint="choose another --port, or leave it out to get a free one",
             ) from None
+
+
+def check_fault_switch(config: ProjectConfig, options: UpOptions) -> None:
+    """`up --faults` needs aiarch.yaml to say how the app's fault switch is turned on."""
+    if options.faults and config.faults is None:
+        raise UserInputError(
+            "--faults: aiarch.yaml has no `faults:` block saying how this app's fault switch is turned on",
+            hint="add faults: {path: /faults, environment: {YOUR_SWITCH: 'on'}}, or leave out --faults "
+            "(kill and hang need no switch)",
+        )
+
+
+def fault_environment(config: ProjectConfig, options: UpOptions) -> dict[str, str]:
+    """What `up --faults` adds to every service's environment (nothing otherwise)."""
+    return dict(config.faults.environment) if options.faults and config.faults else {}
 
 
 def free_port() -> int:

@@ -132,12 +132,14 @@ def up(
     reporter: Reporter | None = None,
     service_cpus: str | None = None,
     loadgen_cpus: str | None = None,
+    faults: bool = False,
 ) -> UpResult:
     """Build (Docker), start every service dependencies first, wait until each is ready.
 
     REPLICAS overrides aiarch.yaml's counts per service ({"inference": 2}; 1-64 each).
     SERVICE_CPUS and LOADGEN_CPUS override aiarch.yaml's `placement` (aiarch.placement): the
-    services run on their CPUs, the load generator's are left free for `bench`.
+    services run on their CPUs, the load generator's are left free for `bench`. FAULTS turns
+    the app's fault switch on (aiarch.yaml `faults:`), for `aiarch experiment fault` only.
     """
     project = Project.load(project_dir)
     if port is not None and not 1 <= port <= 65535:
@@ -163,6 +165,7 @@ def up(
         ready_timeout_s=ready_timeout_s,
         cpus=placed.cpus,
         cpus_shared=placed.shared,
+        faults=faults,
     )
     _check_one_entry_replica(project.config, options)
     chosen, notice = select_runtime(runtime)

@@ -31,9 +31,12 @@ from aiarch.runtime.base import (
     ReplicaUsage,
     Reporter,
     UpOptions,
+    check_fault_switch,
     check_port_free,
     dependency_env,
+    fault_environment,
     forget_deployment,
+    free_port,
     http_probe,
     new_deployment,
     save_deployment,
@@ -181,6 +184,7 @@ class DockerRuntime:
             )
         if options.port is not None:
             check_port_free(options.port)
+        check_fault_switch(config, options)
         if self.client.containers.list(all=True, filters=_selector(project)):
             raise UserInputError(
                 f"{config.name} is already up on Docker (or left over from a crashed run)",
@@ -295,6 +299,7 @@ class DockerRuntime:
         network_name: str,
         deployment_id: str,
         options: UpOptions,
+        attempt: int = 1,
     ) -> tuple[Replica, Any]:
         import docker
 
@@ -308,6 +313,7 @@ class DockerRuntime:
             "PORT": str(service.port),
             "AIARCH_DEPLOYMENT": deployment_id,
             **{dependency_env(d): f"http://{d}:{config.services[d].port}" for d in service.depends_on},
+            **fault_environment(config, options),
         }
         image_user = (self.client.images.get(image.id).attrs.get("Config") or {}).get("User") or ""
         container_name = f"aiarch-{config.name}-{name}-{index}-{deployment_id[-6:]}"
@@ -324,11 +330,17 @@ class DockerRuntime:
             "read_only": True,
             "tmpfs": {"/tmp": "rw,nosuid,nodev,size=64m"},  # noqa: S108 - the container's own tmpfs
             "pids_limit": 1024,
+            # docker-init as PID 1: it forwards signals and reaps zombies, and the service is an
+            # ordinary process, so that its own crash (a signal it raises) ends it as anywhere else.
+            "init": True,
+            "restart_policy": _restart_policy(service.restart),
         }
         if image_user in ("", "0", "root", "0:0", "root:root"):
             kwargs["user"] = NON_ROOT_USER
         if is_entry:
-            kwargs["ports"] = {f"{service.port}/tcp": ("127.0.0.1", options.port)}
+            # A host port of our choosing, not the engine's: an ephemeral one may change when the
+            # restart policy restarts the container, and the recorded entry URL would go stale.
+            kwargs["ports"] = {f"{service.port}/tcp": ("127.0.0.1", options.port or free_port())}
         if service.resources.cpus:
             kwargs["nano_cpus"] = int(service.resources.cpus * 1e9)
         if options.cpus is not None:
@@ -346,7 +358,10 @@ class DockerRuntime:
         except docker.errors.APIError as error:
             container.remove(force=True)
             text = str(error.explanation or error)
-            if "port is already allocated" in text or "address already in use" in text:
+            taken = "port is already allocated" in text or "address already in use" in text
+            if taken and is_entry and options.port is None and attempt < 3:  # another took the free port first
+                return self._run(project, name, index, image, network_name, deployment_id, options, attempt + 1)
+            if taken:
                 raise UserInputError(
                     f"port {options.port} is already in use on 127.0.0.1",
                     hint="choose another --port, or leave it out to get a free one",
@@ -382,7 +397,8 @@ class DockerRuntime:
             except docker.errors.NotFound:
                 return "disappeared"
             state = container.attrs["State"]
-            if state["Status"] in ("exited", "dead"):
+            # Restarted once already: before it was ever ready, a restart would fail the same way.
+            if state["Status"] in ("exited", "dead") or state.get("Restarting") or container.attrs.get("RestartCount"):
                 oom = " (out of memory)" if state.get("OOMKilled") else ""
                 return f"exited with status {state['ExitCode']}{oom}"
             return None
@@ -410,6 +426,8 @@ class DockerRuntime:
         containers = self.client.containers.list(all=True, filters=_selector(project, **selector))
         for container in containers:
             try:
+                if container.status == "paused":  # left by a fault experiment that was killed
+                    container.unpause()
                 container.remove(force=True)
                 removed.append(f"container {container.name}")
             except docker.errors.NotFound:
@@ -457,7 +475,8 @@ class DockerRuntime:
             health = "ready" if _readiness(container, service, published) is None else "not ready"
             cpu, memory = _usage(container.stats(stream=False))
         replica = f"{name}-{container.labels.get(f'{LABEL}.replica', '?')}"
-        return ReplicaStatus(name, replica, state, health, endpoint, cpu, memory)
+        restarts = int(container.attrs.get("RestartCount") or 0)
+        return ReplicaStatus(name, replica, state, health, endpoint, cpu, memory, restarts)
 
     def logs(self, project: Project, service: str, tail: int | None, follow: bool) -> Iterator[str]:
         containers = self._containers(project, service)
@@ -502,6 +521,9 @@ class DockerRuntime:
     def usage_probe(self, deployment: Deployment) -> DockerUsageProbe:
         return DockerUsageProbe(self.client, deployment)
 
+    def fault_control(self, project: Project, deployment: Deployment) -> DockerFaultControl:
+        return DockerFaultControl(self.client, project)
+
     def stop_service(self, project: Project, service: str) -> None:
         """Stop a service's containers (fault experiments); `start_service` brings them back."""
         for container in self._containers(project, service):
@@ -512,13 +534,123 @@ class DockerRuntime:
             container.start()
 
 
+def _restart_policy(policy: str) -> dict[str, Any]:
+    """aiarch.yaml's `restart` as the engine's RestartPolicy."""
+    name, _, retries = policy.partition(":")
+    if name == "no":
+        return {"Name": ""}
+    if name == "on-failure":
+        return {"Name": "on-failure", "MaximumRetryCount": int(retries or 0)}
+    return {"Name": name}
+
+
+class DockerFaultControl:
+    """Faults on containers, from outside them (aiarch.runtime.base.FaultControl).
+
+    `kill` signals the service process the way the kernel's OOM killer or a crash ends it: the
+    engine's own kill counts as a manual stop, after which Docker applies no restart policy. From
+    here when aiarch may signal the container's processes (root, or the same user), else from
+    inside the container through its shell's `kill` builtin, as the container's user."""
+
+    def __init__(self, client: docker.DockerClient, project: Project) -> None:
+        self.client = client
+        self.project = project
+
+    def _container(self, replica: Replica) -> Any:
+        return self.client.containers.get(replica.id)
+
+    def kill(self, replica: Replica) -> None:
+        import psutil
+
+        container = self._container(replica)
+        init_pid = int(container.attrs["State"].get("Pid") or 0)
+        if init_pid <= 0:
+            raise AiarchError(f"{replica.name} is not running: nothing to kill")
+        try:
+            victims = psutil.Process(init_pid).children(recursive=True)
+            for victim in victims:
+                victim.kill()
+            if victims:
+                return
+        except psutil.AccessDenied:
+            pass
+        except psutil.NoSuchProcess:
+            return
+        user = (container.attrs.get("Config") or {}).get("User") or NON_ROOT_USER
+        # -1: every process the user may signal in the container's namespace but docker-init (PID 1
+        # ignores signals from inside). A fixed command: nothing of the user's reaches a shell.
+        result = container.exec_run(["sh", "-c", "kill -KILL -1"], user=user)
+        if result.exit_code not in (0, 137, None):
+            raise AiarchError(
+                f"cannot kill the service in {replica.name}: {result.output.decode(errors='replace').strip()[:200]}",
+                hint="run aiarch as root or as the containers' user, or give the image a shell",
+            )
+
+    def pause(self, replica: Replica) -> None:
+        self._container(replica).pause()
+
+    def resume(self, replica: Replica) -> None:
+        import docker
+
+        try:
+            container = self._container(replica)
+            if container.status == "paused":
+                container.unpause()
+        except docker.errors.NotFound:
+            pass
+
+    def ready(self, replica: Replica) -> str | None:
+        import docker
+
+        service = self.project.config.services[replica.service]
+        try:
+            container = self._container(replica)
+        except docker.errors.NotFound:
+            return f"{replica.name} is gone"
+        if container.status != "running":
+            return f"{replica.name} is {container.status}"
+        return _readiness(container, service, replica.url)
+
+    def restarts(self, replica: Replica) -> int:
+        return int(self._container(replica).attrs.get("RestartCount") or 0)
+
+    def state(self, replica: Replica) -> str:
+        import docker
+
+        try:
+            return str(self._container(replica).status)
+        except docker.errors.NotFound:
+            return "missing"
+
+    def oom_killed(self, replica: Replica, since: float) -> bool | None:
+        import docker
+
+        try:
+            events = self.client.events(
+                since=int(since), until=int(time.time()) + 1, decode=True, filters={"container": replica.id, "event": "oom"}
+            )
+            return any(True for _ in events)
+        except docker.errors.APIError:
+            return None
+
+    def memory_limit_reason(self, service: str) -> str | None:
+        if self.project.config.services[service].resources.memory_bytes:
+            return None
+        return f"services.{service}.resources.memory is unset: no memory limit to reach"
+
+
 def _readiness(container: Any, service: Service, published_url: str | None) -> str | None:
     """The readiness probe of one replica: over HTTP from here when it is published, else from
     inside its container."""
     if published_url:
         return http_probe(f"{published_url}{service.readiness_path}")
+    import docker
+
     url = f"http://127.0.0.1:{service.port}{service.readiness_path}"
-    result = container.exec_run(["python", "-c", _PROBE, url], user=NON_ROOT_USER)
+    try:
+        result = container.exec_run(["python", "-c", _PROBE, url], user=NON_ROOT_USER)
+    except docker.errors.APIError as error:  # restarting, paused, gone
+        return f"GET {url} inside the container: {error.explanation or error}"
     if result.exit_code == 0:
         return None
     output = result.output.decode(errors="replace").strip().splitlines()

@@ -13,6 +13,7 @@ when .aiarch/deployment.json is damaged.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -27,7 +29,16 @@ from aiarch.config import Service, recorded_environment
 from aiarch.errors import AiarchError, UserInputError
 from aiarch.ids import new_id
 from aiarch.placement import available_cpus
-from aiarch.processes import ProcessTreeSampler, TreeUsage, affinity, group_members, pin, pin_group, stop_group_members
+from aiarch.processes import (
+    TERMINATE_THEN_KILL,
+    ProcessTreeSampler,
+    TreeUsage,
+    affinity,
+    group_members,
+    pin,
+    pin_group,
+    stop_group_members,
+)
 from aiarch.runtime.base import (
     DEPLOYMENT_FILE,
     Deployment,
@@ -38,8 +49,10 @@ from aiarch.runtime.base import (
     ReplicaUsage,
     Reporter,
     UpOptions,
+    check_fault_switch,
     check_port_free,
     dependency_env,
+    fault_environment,
     forget_deployment,
     free_port,
     http_probe,
@@ -50,13 +63,23 @@ from aiarch.runtime.base import (
     wait_until_ready,
 )
 from aiarch.state import STATE_DIR, log_tail, read_json, write_json_atomic
+from aiarch.supervisor import SupervisorStatus, memory_limit_reason, read_status
 
 PROCESSES_DIR = "processes"
+SUPERVISOR_DIR = "supervisor"
+SUPERVISOR = Path(__file__).resolve().parent.parent / "supervisor.py"
 DEPLOYMENT_ENV = "AIARCH_DEPLOYMENT"  # set for every replica; its background processes inherit it
+# A replica frozen by a fault experiment handles SIGTERM only once it runs again.
+CONTINUE_TERMINATE_KILL = ((signal.SIGCONT, 0.0), *TERMINATE_THEN_KILL)
 
 
 def _log_path(project: Project, service: str, index: int) -> Path:
     return project.state_dir / "logs" / f"{service}-{index}.log"
+
+
+def _status_path(project: Project, service: str, index: int) -> Path:
+    """Where a replica's supervisor says how its process is doing (aiarch.supervisor)."""
+    return project.state_dir / SUPERVISOR_DIR / f"{service}-{index}.json"
 
 
 def _process_id(process: psutil.Process) -> str:
@@ -136,7 +159,7 @@ def _read_record(path: Path) -> ProcessRecord | None:
 
 
 def _forget_records(project: Project) -> None:
-    for path in _records_dir(project).glob("*.json"):
+    for path in [*_records_dir(project).glob("*.json"), *(project.state_dir / SUPERVISOR_DIR).glob("*.json")]:
         path.unlink(missing_ok=True)
 
 
@@ -155,15 +178,35 @@ def _stop(record: ProcessRecord) -> bool:
     """End the replica's whole process group: SIGTERM, as a service manager stops a service, then
     SIGKILL; also after its leader exited. True when something of it was running."""
     leader = _find(record.id)
-    return bool(stop_group_members(record.group, partial(_belongs, record, leader)))
+    return bool(stop_group_members(record.group, partial(_belongs, record, leader), CONTINUE_TERMINATE_KILL))
 
 
 def _readiness(replica: Replica, service: Service) -> str | None:
     return http_probe(f"http://{replica.address}{service.readiness_path}")
 
 
-def _exit_reason(process: subprocess.Popen[bytes]) -> str | None:
-    return None if process.poll() is None else f"exited with status {process.returncode}"
+def _exit_reason(process: subprocess.Popen[bytes], status_path: Path) -> str | None:
+    """Why a replica that is not ready yet will not be: its supervisor exited, or its service did
+    (once is enough before it was ever ready: a restart would fail the same way)."""
+    if process.poll() is not None:
+        return f"exited with status {process.returncode}"
+    status = read_status(status_path)
+    if status is not None and status.exits:
+        return _describe_exit(status.exits[0])
+    return None
+
+
+def _field(exit: object, key: str) -> Any:
+    """A field of one of the supervisor's exit records (a mapping or an object)."""
+    return exit.get(key) if isinstance(exit, dict) else getattr(exit, key, None)
+
+
+def _describe_exit(exit: object) -> str:
+    if _field(exit, "oom"):
+        return "was killed for memory (its limit)"
+    if _field(exit, "signal"):
+        return f"was killed by {_field(exit, 'signal')}"
+    return f"exited with status {_field(exit, 'code')}"
 
 
 class LocalRuntime:
@@ -181,6 +224,10 @@ class LocalRuntime:
             raise UserInputError(message, hint="run `aiarch down` first")
         _forget_records(project)  # what is left of stopped runs names nothing that runs
         config = project.config
+        check_fault_switch(config, options)
+        # A memory limit is enforced where a memory cgroup can be made (Linux, allowed to); the
+        # deployment record's replicas say whether theirs was (status files).
+        memory_limits = memory_limit_reason() is None
         entry_name, _ = config.entrypoint
         if options.port is not None:
             check_port_free(options.port)
@@ -195,7 +242,7 @@ class LocalRuntime:
                 reporter.step(f"starting {name} ({count} replica{'s' if count > 1 else ''}) as local processes")
                 for index in range(count):
                     port = options.port if (name == entry_name and options.port and index == 0) else free_port()
-                    self._start(project, name, index, port, urls, deployment_id, started, options.cpus)
+                    self._start(project, name, index, port, urls, deployment_id, started, options, memory_limits)
                     urls.setdefault(name, []).append(f"http://{started[-1][0].address}")
                     # Recorded before anything waits: `down` finds it whatever happens to us next.
                     save_deployment(
@@ -208,7 +255,7 @@ class LocalRuntime:
                         wait_until_ready(
                             f"service {replica.name}",
                             probe=partial(_readiness, replica, service),
-                            exited=partial(_exit_reason, process),
+                            exited=partial(_exit_reason, process, _status_path(project, name, replica.index)),
                             log_tail=partial(log_tail, log),
                             timeout_s=options.ready_timeout_s,
                             hint=(
@@ -239,18 +286,28 @@ class LocalRuntime:
         urls: dict[str, list[str]],
         deployment_id: str,
         started: list[tuple[Replica, subprocess.Popen[bytes]]],
-        cpus: tuple[int, ...] | None,
+        options: UpOptions,
+        memory_limits: bool,
     ) -> None:
-        """Start one replica in its own session, on CPUS (None: any), and record it (STARTED,
-        then its process file)."""
+        """Start one replica in its own session, under its supervisor (which applies the restart
+        policy and, where it can, the memory limit), on the CPUs of OPTIONS (None: any), and
+        record it (STARTED, then its process file)."""
         service = project.config.services[name]
-        command = [sys.executable if part == "python" else part for part in service.command]
+        status = _status_path(project, name, index)
+        status.parent.mkdir(parents=True, exist_ok=True)
+        status.unlink(missing_ok=True)
+        memory = service.resources.memory_bytes if memory_limits else None
+        supervisor = [sys.executable, "-I", "-S", str(SUPERVISOR), "--restart", service.restart, "--status", str(status)]
+        if memory:
+            supervisor += ["--memory", str(memory)]
+        command = [*supervisor, "--", *(sys.executable if part == "python" else part for part in service.command)]
         given = {
             **service.environment,
             "HOST": "127.0.0.1",
             "PORT": str(port),
             DEPLOYMENT_ENV: deployment_id,
             **{dependency_env(d): ",".join(urls[d]) for d in service.depends_on},
+            **fault_environment(project.config, options),
         }
         environment = {**os.environ, **given}
         log = _log_path(project, name, index)
@@ -273,7 +330,7 @@ class LocalRuntime:
                 f"cannot start {name}: {error.strerror} ({command[0]})",
                 hint=f"check services.{name}.command in aiarch.yaml",
             ) from None
-        pin(process.pid, cpus)
+        pin(process.pid, options.cpus)
         replica = Replica(
             service=name,
             index=index,
@@ -290,6 +347,9 @@ class LocalRuntime:
 
     def usage_probe(self, deployment: Deployment) -> LocalUsageProbe:
         return LocalUsageProbe(deployment)
+
+    def fault_control(self, project: Project, deployment: Deployment) -> LocalFaultControl:
+        return LocalFaultControl(project)
 
     def down(self, project: Project, remove_images: bool = False) -> DownReport:
         """Stop every process group the project's state names, then forget the records. A damaged
@@ -318,7 +378,7 @@ class LocalRuntime:
         for replica in deployment.replicas:
             process = _find(replica.id)
             if process is not None:
-                samplers[replica.id] = ProcessTreeSampler(process)
+                samplers[replica.id] = ProcessTreeSampler(process, include_root=False)
                 samplers[replica.id].sample()  # starts the CPU interval
         time.sleep(0.3)
         statuses: list[ReplicaStatus] = []
@@ -330,15 +390,17 @@ class LocalRuntime:
                 continue
             usage = sampler.sample()
             ready = service is not None and _readiness(replica, service) is None
+            supervised = read_status(_status_path(project, replica.service, replica.index))
             statuses.append(
                 ReplicaStatus(
                     service=replica.service,
                     name=replica.name,
-                    state="running",
+                    state=_state(process_of(replica), supervised),
                     health="ready" if ready else "not ready",
                     endpoint=f"http://{replica.address}",
                     cpu_percent=usage.cpu_percent,
                     memory_bytes=usage.memory_bytes,
+                    restarts=None if supervised is None else supervised.restarts,
                 )
             )
         return statuses
@@ -361,14 +423,107 @@ class LocalRuntime:
             yield from _follow(paths, prefix)
 
 
+def process_of(replica: Replica) -> psutil.Process | None:
+    """The replica's supervisor (its process group's leader), None once it is gone."""
+    return _find(replica.id)
+
+
+def _service_processes(replica: Replica) -> list[psutil.Process]:
+    """The replica's service: what its supervisor runs, with what that started."""
+    supervisor = _find(replica.id)
+    return [] if supervisor is None else _service_processes_of(supervisor)
+
+
+def _state(supervisor: psutil.Process | None, status: SupervisorStatus | None) -> str:
+    if supervisor is None:
+        return "exited"
+    if status is not None and status.state == "backoff":
+        return "restarting"
+    for process in _service_processes_of(supervisor):
+        try:
+            if process.status() == psutil.STATUS_STOPPED:
+                return "paused"
+        except psutil.Error:
+            continue
+    return "running"
+
+
+def _service_processes_of(supervisor: psutil.Process) -> list[psutil.Process]:
+    try:
+        return list(supervisor.children(recursive=True))
+    except psutil.Error:
+        return []
+
+
+class LocalFaultControl:
+    """Faults on local processes (aiarch.runtime.base.FaultControl): signals to the service's
+    processes under each replica's supervisor, which restarts them by the replica's policy."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+
+    def _signal(self, replica: Replica, sig: signal.Signals) -> int:
+        hit = 0
+        for process in _service_processes(replica):
+            try:
+                process.send_signal(sig)
+                hit += 1
+            except psutil.NoSuchProcess:
+                continue
+        return hit
+
+    def kill(self, replica: Replica) -> None:
+        if not self._signal(replica, signal.SIGKILL):
+            raise AiarchError(f"{replica.name} has no running service process to kill")
+
+    def pause(self, replica: Replica) -> None:
+        if not self._signal(replica, signal.SIGSTOP):
+            raise AiarchError(f"{replica.name} has no running service process to pause")
+
+    def resume(self, replica: Replica) -> None:
+        self._signal(replica, signal.SIGCONT)
+
+    def ready(self, replica: Replica) -> str | None:
+        return _readiness(replica, self.project.config.services[replica.service])
+
+    def _status(self, replica: Replica) -> SupervisorStatus | None:
+        return read_status(_status_path(self.project, replica.service, replica.index))
+
+    def restarts(self, replica: Replica) -> int:
+        status = self._status(replica)
+        return 0 if status is None else status.restarts
+
+    def state(self, replica: Replica) -> str:
+        return _state(_find(replica.id), self._status(replica))
+
+    def oom_killed(self, replica: Replica, since: float) -> bool | None:
+        status = self._status(replica)
+        if status is None:
+            return None
+        return any(_field(exit, "oom") and (_field(exit, "at") or 0) >= since for exit in status.exits)
+
+    def memory_limit_reason(self, service: str) -> str | None:
+        if self.project.config.services[service].resources.memory_bytes is None:
+            return f"services.{service}.resources.memory is unset: no memory limit to reach"
+        deployment = load_deployment(self.project)
+        replicas = [r for r in deployment.replicas if r.service == service] if deployment else []
+        statuses = [self._status(replica) for replica in replicas]
+        if statuses and all(status is not None and status.memory_limit for status in statuses):
+            return None
+        why = memory_limit_reason()
+        return f"the local runtime could not enforce services.{service}.resources.memory here ({why or 'it was not set at up'})"
+
+
 class LocalUsageProbe:
-    """psutil over each replica's process tree (the service and any workers it forks)."""
+    """psutil over each replica's process tree (the service and any workers it forks; not its
+    supervisor, which is aiarch's, as an engine's is)."""
 
     def __init__(self, deployment: Deployment) -> None:
         self._replicas: list[tuple[Replica, ProcessTreeSampler | None]] = []
         for replica in deployment.replicas:
             process = _find(replica.id)
-            self._replicas.append((replica, None if process is None else ProcessTreeSampler(process)))
+            sampler = None if process is None else ProcessTreeSampler(process, include_root=False)
+            self._replicas.append((replica, sampler))
         self.sample()  # each process's first sample starts its CPU interval
 
     def sample(self) -> list[ReplicaUsage]:

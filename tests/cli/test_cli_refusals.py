@@ -186,3 +186,60 @@ def test_compare_refuses_a_bad_price_sheet_in_one_line(tmp_path: Path, sheet: st
     assert result.exit_code == 2, result.output
     first = result.stderr.splitlines()[0]
     assert first.startswith("error: ") and str(prices) in first and message in first, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--kind", "explode"], "--kind 'explode' is not a fault aiarch injects"),
+        (["--kind", "kill", "--for", "3s"], "--for applies to hang and latency"),
+        (["--kind", "hang", "--at", "20s", "--for", "15s", "--duration", "30s"], "is longer than the run"),
+        (["--at", "0s"], "--at must be > 0"),
+        (["--rate", "-5"], "--rate must be > 0"),
+        (["--kind", "latency", "--delay", "abc"], "--delay 'abc'"),
+        (["--kind", "crash", "--replicas", "all"], "one request reaches in one replica"),
+    ],
+)
+def test_experiment_fault_refuses_bad_flags_in_one_line_before_anything(tmp_path: Path, flags: list[str], message: str):
+    result = runner.invoke(app, ["experiment", "fault", "-p", str(tmp_path), *flags])
+    assert result.exit_code == 2, result.output
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("error: ") and message in first, result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_experiment_fault_refuses_what_the_deployment_cannot_do(project_copy, tmp_path: Path):
+    from helpers import edit_config
+
+    from aiarch.runtime import up
+
+    project = project_copy("monolith")
+
+    def no_restart_no_limit(doc: dict) -> None:
+        doc["services"]["monolith"]["restart"] = "no"
+        doc["services"]["monolith"]["resources"].pop("memory")
+
+    edit_config(project, no_restart_no_limit)
+    not_up = runner.invoke(app, ["experiment", "fault", "-p", str(project)])
+    assert not_up.exit_code == 2 and "is not up" in not_up.stderr, not_up.output
+    try:
+        up(project, runtime="local")
+        refusals = {
+            ("--kind", "kill"): "services.monolith.restart is no",
+            ("--kind", "crash"): "fault switch, which is off in this deployment",
+            ("--kind", "hang", "--service", "nope"): "unknown service 'nope' (services: monolith)",
+        }
+        for flags, message in refusals.items():
+            result = runner.invoke(app, ["experiment", "fault", "-p", str(project), *flags])
+            assert result.exit_code == 2, result.output
+            assert message in result.stderr.splitlines()[0], result.stderr
+        down(project)
+        up(project, runtime="local", faults=True)
+        result = runner.invoke(app, ["experiment", "fault", "-p", str(project), "--kind", "oom"])
+        assert result.exit_code == 2 and "memory limit" in result.stderr.splitlines()[0], result.output
+        assert not list((project / ".aiarch" / "runs").glob("*.json"))  # nothing was run
+        listing = runner.invoke(app, ["ps", "-p", str(project)])
+        assert "fault switch on" in listing.stdout and " 0 " in listing.stdout  # no restart happened
+    finally:
+        down(project)
+    assert service_processes() == []

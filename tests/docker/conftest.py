@@ -22,3 +22,17 @@ def engine():
     client = connect()
     yield client
     client.close()
+
+
+@pytest.fixture()
+def deployed(engine):
+    """deployed(project): `aiarch down` it after the test, then check the engine holds nothing of it."""
+    from helpers import leftovers
+
+    from aiarch.runtime import down
+
+    projects: list = []
+    yield projects.append
+    for project in projects:
+        down(project)
+        assert leftovers(engine, project) == []

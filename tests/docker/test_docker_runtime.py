@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import edit_config
+from helpers import edit_config, leftovers
 
 from aiarch.errors import UserInputError
 from aiarch.runtime import down, status, up
@@ -18,22 +18,6 @@ from aiarch.runtime.base import NotReady, Project
 from aiarch.runtime.docker import LABEL, BuildFailed, DockerRuntime
 
 pytestmark = pytest.mark.docker
-
-
-def leftovers(engine, project: Path) -> list[str]:
-    selector = {"label": [f"{LABEL}.project_dir={project}"]}
-    return [c.name for c in engine.containers.list(all=True, filters=selector)] + [
-        n.name for n in engine.networks.list(filters=selector)
-    ]
-
-
-@pytest.fixture()
-def deployed(engine):
-    projects: list[Path] = []
-    yield projects.append
-    for project in projects:
-        down(project)
-        assert leftovers(engine, project) == []
 
 
 def test_monolith_up_answers_on_loopback_and_down_leaves_nothing(shop_projects, engine, deployed):

@@ -8,23 +8,15 @@ from pathlib import Path
 
 import pytest
 from aiarch_command import Command
-from helpers import edit_config
+from helpers import edit_config, leftovers
 from typer.testing import CliRunner
 
 from aiarch.cli import app
 from aiarch.runtime import down
 from aiarch.runtime.base import DEPLOYMENT_FILE
-from aiarch.runtime.docker import LABEL
 
 pytestmark = pytest.mark.docker
 runner = CliRunner()
-
-
-def leftovers(engine, project: Path) -> list[str]:
-    selector = {"label": [f"{LABEL}.project_dir={project}"]}
-    return [c.name for c in engine.containers.list(all=True, filters=selector)] + [
-        n.name for n in engine.networks.list(filters=selector)
-    ]
 
 
 def up_that_never_gets_ready(project: Path, folder: Path) -> Command:

@@ -28,7 +28,8 @@ def test_services_and_locust_run_where_the_record_says(shop_projects, cleanup):
     deployment = up(project, "local").deployment
     assert deployment.cpus is not None and deployment.cpus_shared is None
     services = {process.pid: _affinity(process) for process in service_processes()}
-    assert len(services) == 2 and all(cpus == list(deployment.cpus) for cpus in services.values())
+    # Each replica: its supervisor and the service it runs, pinned alike.
+    assert len(services) == 4 and all(cpus == list(deployment.cpus) for cpus in services.values())
 
     seen: list[list[int]] = []
 

@@ -3,6 +3,10 @@
 ``create_app`` takes the recommender through its module interface; the composition in
 ``services/`` decides whether that is the model in this process or a client of the inference
 service. Nothing here imports torch.
+
+With the fault switch on (``SHOP_FAULTS=on``, shop.faults), ``POST /faults`` applies a fault
+where the model is: here when the recommender runs in this process (the monolith), at the
+inference service when it is remote (the gateway forwards it). Off, there is no such route.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Annotated
 from fastapi import FastAPI, HTTPException, Path, Query
 
 from shop.catalog import CATEGORIES, Catalog
+from shop.faults import add_fault_route, fault_target
 from shop.ports import Recommender
 from shop.schemas import Problem, Product, ProductPage, RecommendRequest, RecommendResponse
 from shop.settings import MAX_PAGE, Settings
@@ -22,7 +27,11 @@ from shop.web import service_app
 
 
 def create_app(settings: Settings, recommender: Recommender, title: str = "shop") -> FastAPI:
+    """The public API over recommender. settings.faults adds POST /faults (shop.faults)."""
     state: dict[str, Catalog] = {}
+    faults = fault_target(recommender) if settings.faults else None
+    if faults is not None:
+        recommender = faults  # the same recommender, or it wrapped to take faults in this process
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -73,4 +82,6 @@ def create_app(settings: Settings, recommender: Recommender, title: str = "shop"
         )
 
     app.fast_post("/recommend", RecommendRequest, recommend)
+    if faults is not None:
+        add_fault_route(app, "/faults", faults)
     return app

@@ -2,6 +2,9 @@
 
 Internal: the gateway is its only client. It returns item ids and scores; the gateway joins
 them with the catalog, exactly as the monolith does in-process.
+
+With faults=True (``SHOP_FAULTS=on``, shop.faults), ``POST /v1/faults`` applies a fault in this
+process, the one that holds the model; the gateway's ``POST /faults`` forwards to it.
 """
 
 from __future__ import annotations
@@ -12,12 +15,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from shop.faults import add_fault_route, fault_target
 from shop.ports import Recommender
 from shop.schemas import Problem, RecommendRequest, ScoredItems
 from shop.web import service_app
 
 
-def create_inference_app(recommender: Recommender) -> FastAPI:
+def create_inference_app(recommender: Recommender, faults: bool = False) -> FastAPI:
+    """The internal API over recommender; faults adds POST /v1/faults (off by default)."""
+    target = fault_target(recommender) if faults else None
+    if target is not None:
+        recommender = target  # wrapped: faults apply in this process
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await recommender.start()
@@ -46,4 +55,6 @@ def create_inference_app(recommender: Recommender) -> FastAPI:
         return ScoredItems.model_validate({"items": [{"id": s.item_id, "score": s.score} for s in scored]})
 
     app.fast_post("/v1/recommend", RecommendRequest, recommend)
+    if target is not None:
+        add_fault_route(app, "/v1/faults", target)
     return app

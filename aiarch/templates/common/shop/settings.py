@@ -34,6 +34,7 @@ class Settings:
     batching: bool = True  # merge concurrent recommendations into one model call
     batch_max_size: int = 32
     batch_max_wait_ms: float = 0.0  # extra wait for a fuller batch; 0: only what queued meanwhile
+    faults: bool = False  # the fault switch (shop.faults): never on in a real deployment
 
     @property
     def preset(self) -> ModelPreset:
@@ -72,6 +73,7 @@ class Settings:
             batching=switch(env, "BATCHING", cls.batching),
             batch_max_size=batch_max_size,
             batch_max_wait_ms=batch_max_wait_ms,
+            faults=switch(env, "SHOP_FAULTS", cls.faults),
         )
 
 

@@ -248,7 +248,7 @@ class CapacitySettings(_Model):
 
 
 FaultKind = Literal["kill", "crash", "oom", "hang", "latency"]
-FaultOutcome = Literal["recovered", "not recovered", "not injected", "interrupted"]
+FaultOutcome = Literal["recovered", "not recovered", "no effect", "not injected", "interrupted"]
 
 
 class FaultSettings(_Model):
@@ -499,7 +499,9 @@ class FaultRun(_Model):
     outcome: FaultOutcome
     message: str = ""  # why it was not injected
     error: str = ""  # what failed after it was (watching it, reverting it)
-    targets: list[str] = Field(default_factory=list)  # the replicas the fault hit
+    # The replicas the fault aimed at: through the app's switch (crash, oom, latency), every
+    # replica of the service (its request reaches one of them).
+    targets: list[str] = Field(default_factory=list)
     injected_at: float | None = None
     # The end of the fault window: resumed (hang), the latency period over, or every target ready
     # again (kill, crash, oom); None: not back within the run.
@@ -523,8 +525,8 @@ class FaultRun(_Model):
     def problems(self) -> list[str]:
         """Why this run cannot be read as the fault's effect (empty: it can)."""
         problems = []
-        if self.outcome == "not injected":
-            problems.append(f"fault run {self.index + 1}: the fault was not injected ({self.message})")
+        if self.outcome in ("not injected", "no effect"):
+            problems.append(f"fault run {self.index + 1}: {self.outcome} ({self.message})")
         if self.error:
             problems.append(f"fault run {self.index + 1}: {self.error}")
         if self.after and not self.all_ready_after:

@@ -705,7 +705,14 @@ class _Supervisor:
             except CgroupError as error:
                 raise _StartError(ERROR_EXIT, f"cannot limit memory: {error}") from None
         read_end, write_end = os.pipe()  # close-on-exec: EOF once the command runs
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as error:
+            os.close(read_end)
+            os.close(write_end)
+            if cgroup is not None:
+                remove_memory_cgroup(cgroup)
+            raise _StartError(ERROR_EXIT, f"cannot start {self.options.command[0]}: {error.strerror}") from None
         if pid == 0:
             self._become_command(read_end, write_end, cgroup)
         os.close(write_end)

@@ -110,7 +110,7 @@ class FaultFigures:
 
 def _injected(record: RunRecord) -> list[FaultRun]:
     assert record.fault is not None
-    return [run for run in record.fault.runs if run.injected_at is not None and run.outcome != "interrupted"]
+    return [run for run in record.fault.runs if run.outcome in ("recovered", "not recovered")]
 
 
 def fault_figures(record: RunRecord) -> FaultFigures:
@@ -134,7 +134,7 @@ def fault_figures(record: RunRecord) -> FaultFigures:
     return FaultFigures(settings.kind, settings.service, len(runs), Estimate.of(windows), endpoints)
 
 
-FAULT_HEADER = ["endpoint", "available in fault", "failed", "first failure", "recovered after", "recovered in"]
+FAULT_HEADER = ["endpoint", "available in fault", "failed from fault on", "first failure", "recovered after", "recovered in"]
 
 
 def fault_rows(label: str, figures: FaultFigures) -> list[list[str]]:

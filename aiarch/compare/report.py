@@ -80,7 +80,7 @@ def plots(comparison: Comparison) -> dict[str, tuple[str, str]]:
         axes.legend(fontsize=8)
     done("over-time", "Throughput and p99 over time", figure)
 
-    if comparison.faults:
+    if any(figures.endpoints for figures in comparison.faults.values()):  # none when no fault was injected
         done(
             "fault-timeline", "Fault timeline: each endpoint's successful share (100 ms windows)", _fault_plot(comparison, pyplot)
         )

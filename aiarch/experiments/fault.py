@@ -55,6 +55,7 @@ from aiarch.run_record import (
     RunRecord,
 )
 from aiarch.runtime.base import Deployment, FaultControl, Replica
+from aiarch.supervisor import parse_restart
 
 FAULT_KINDS: tuple[FaultKind, ...] = ("kill", "crash", "oom", "hang", "latency")
 SWITCHED: tuple[FaultKind, ...] = ("crash", "oom", "latency")  # need the app's fault switch
@@ -67,7 +68,9 @@ LEAK_MB_PER_S = 512.0
 WATCH_PERIOD_S = 0.1
 PROBE_PERIOD_S = 0.25
 BASELINE_SKIP_S = 1.0  # the load's first second (connections opening) is not the baseline
-SETTLE_TIMEOUT_S = 120.0  # after the run: how long every replica has to be ready again
+SETTLE_TIMEOUT_S = 120.0
+RECOVERY_WINDOWS = 3  # consecutive windows meeting the objective: recovered
+WINDOW_S = 1.0  # after the run: how long every replica has to be ready again
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,13 @@ def settings(options: FaultOptions, service: str, objective: Objective) -> Fault
             f"the fault (at {at:g}s for {lasting:g}s) is longer than the run (--duration {duration:g}s)",
             hint="lengthen --duration, or shorten --for or --at",
         )
+    room = RECOVERY_WINDOWS * WINDOW_S
+    if at + (lasting or 0.0) + room > duration:
+        raise UserInputError(
+            f"the run ends less than {room:g}s after the fault{' ends' if lasting else ''} (--at {at:g}s, "
+            f"--duration {duration:g}s): no room for the {RECOVERY_WINDOWS} windows that show a recovery",
+            hint="lengthen --duration, or inject the fault earlier",
+        )
     return FaultSettings(
         kind=options.kind,  # checked in check_flags
         service=service,
@@ -142,10 +152,12 @@ def settings(options: FaultOptions, service: str, objective: Objective) -> Fault
         for_s=lasting,
         delay_ms=(options.delay_ms or DEFAULT_DELAY_MS) if options.kind == "latency" else None,
         objective=objective,
+        recovery_windows=RECOVERY_WINDOWS,
+        window_s=WINDOW_S,
     )
 
 
-def _check_session(session: _Session, options: FaultOptions, control: FaultControl) -> FaultSettings:
+def _check_session(session: _Session, options: FaultOptions, control: FaultControl, repeat: int) -> FaultSettings:
     """The refusals that need the project and its deployment, before any load."""
     config = session.deployment.config or session.project.config
     service = options.service or config.model_service
@@ -174,12 +186,22 @@ def _check_session(session: _Session, options: FaultOptions, control: FaultContr
         reason = control.memory_limit_reason(service)
         if reason:
             raise UserInputError(f"--kind oom needs an enforced memory limit: {reason}", hint="use --runtime docker, or set it")
-    if kind in ("kill", "crash", "oom") and config.services[service].restart == "no":
+    policy = parse_restart(config.services[service].restart)
+    if kind in ("kill", "crash", "oom") and policy.name == "no":
         raise UserInputError(
             f"services.{service}.restart is no: after the {kind} it stays down, and the run would measure an outage, "
             "not a recovery",
             hint="set restart: on-failure:5 (or always) in aiarch.yaml, then `aiarch down` and `aiarch up`",
         )
+    if kind in ("kill", "crash", "oom") and policy.max_retries is not None:
+        # The engine counts restarts over the replica's life: once they are used up, it stays down.
+        used = max((control.restarts(r) for r in session.deployment.replicas if r.service == service), default=0)
+        if used + repeat > policy.max_retries:
+            raise UserInputError(
+                f"services.{service}.restart is {policy}: it has restarted {used} time(s) since `aiarch up`, and "
+                f"{repeat} more {kind}(s) would use up its restarts",
+                hint="run `aiarch down` and `aiarch up` for a fresh count, or allow more restarts (restart: on-failure:N)",
+            )
     return chosen
 
 
@@ -299,6 +321,9 @@ class Injector:
                 return
             answer = f"no answer ({type(error).__name__})"  # the process died holding the request
         else:
+            if kind == "crash" and response.status_code < 500:
+                self.message = f"POST {self.switch_url}: {response.status_code}: the crash request was answered, not crashed on"
+                return
             if response.status_code == 404:
                 self.message = (
                     f"POST {self.switch_url}: 404 (the app's fault switch is off, or its path is not {self.switch_url})"
@@ -376,27 +401,34 @@ class Injector:
             self._switched = False
 
     def stop(self) -> None:
-        """Stop watching and revert the fault (idempotent)."""
+        """Stop watching and revert the fault (idempotent), even when a second Ctrl-C cuts the
+        wait for the watcher short."""
         self._stopping.set()
-        self._thread.join(timeout=15.0)
-        with self._lock:
-            if self._paused:
-                self._resume()
-                self.ended_at = self.ended_at or time.time()
-            self._clear()
+        try:
+            self._thread.join(timeout=15.0)
+        finally:
+            with self._lock:
+                if self._paused:
+                    self._resume()
+                    self.ended_at = self.ended_at or time.time()
+                self._clear()
 
     def restarts(self) -> int:
         return sum(self._restarts(r) - self.restarts_before[r.name] for r in self.watched)
 
 
 def settle(control: FaultControl, deployment: Deployment, timeout_s: float = SETTLE_TIMEOUT_S) -> list[ReplicaAfter]:
-    """Wait (bounded) until every replica is ready again; each replica's state then."""
+    """Wait (bounded; Ctrl-C ends the wait) until every replica is ready again; each replica's
+    state then."""
     deadline = time.monotonic() + timeout_s
     while True:
         ready = {r.name: control.ready(r) is None for r in deployment.replicas}
         if all(ready.values()) or time.monotonic() > deadline:
             break
-        time.sleep(0.5)
+        try:
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            break
     return [
         ReplicaAfter(replica=r.name, state=control.state(r), ready=ready[r.name], restarts=control.restarts(r))
         for r in deployment.replicas
@@ -412,7 +444,7 @@ def _windows(
     """Windows of WIDTH seconds aligned on ORIGIN (the fault), from FIRST to LAST (epochs), each
     holding the requests sent in it, and whether they met OBJECTIVE."""
     start_k = math.floor((first - origin) / width)
-    end_k = math.ceil((last - origin) / width)
+    end_k = math.floor((last - origin) / width) + 1  # the window holding LAST, on a boundary too
     count = max(0, end_k - start_k)
     ok = [0] * count
     errors: list[dict[str, int]] = [{} for _ in range(count)]
@@ -532,7 +564,7 @@ def fault_experiment(
 
     def prepare(session: _Session) -> None:
         control = runtime_for(session.deployment).fault_control(session.project, session.deployment)
-        chosen = _check_session(session, options, control)
+        chosen = _check_session(session, options, control, bench.repeat)
         not_ready = [r.name for r in session.deployment.replicas if control.ready(r) is not None]
         if not_ready:
             raise UserInputError(
@@ -592,8 +624,6 @@ def _one_run(
         injector.stop()
         if outcome is None:  # an error, not an interruption: what was started is reverted above
             record.points.pop()
-    on_event(FaultEvent(label, None, "the load stopped; waiting until every replica is ready"))
-    after = settle(control, deployment)
     run = FaultRun(
         index=index,
         point=point,
@@ -605,7 +635,6 @@ def _one_run(
         ended_at=injector.ended_at,
         down_at=injector.down_at,
         restarts=injector.restarts(),
-        after=after,
     )
     if chosen.kind == "oom" and injector.injected_at is not None:
         seen = [control.oom_killed(r, injector.injected_at) for r in injector.targets]
@@ -614,6 +643,9 @@ def _one_run(
         run.endpoints = analyse_fault(outcome.samples, chosen, outcome.started_at, injector.injected_at, injector.ended_at)
         recovered = all(e.recovered for e in run.endpoints.values() if e.requests or e.failed_after_fault)
         run.outcome = "recovered" if recovered else "not recovered"
+        if chosen.kind in ("kill", "crash", "oom") and run.down_at is None and not run.restarts:
+            run.outcome = "no effect"
+            run.message = "the target never went down nor restarted during the run"
     if outcome.interruption is not None:
         run.outcome = "interrupted"
     tightest = min(bound for _, _, bound in chosen.objective.bounds())
@@ -629,6 +661,8 @@ def _one_run(
         ]
         trial.valid = not trial.reasons
     record.points[point].valid = all(t.valid for t in record.points[point].trials)
-    record.fault.runs.append(run)
+    record.fault.runs.append(run)  # before the wait: a second Ctrl-C there keeps it
+    on_event(FaultEvent(label, None, "the load stopped; waiting until every replica is ready (Ctrl-C to stop waiting)"))
+    run.after = settle(control, deployment)
     if outcome.interruption is not None:
         raise outcome.interruption

@@ -564,18 +564,26 @@ class DockerFaultControl:
 
         container = self._container(replica)
         init_pid = int(container.attrs["State"].get("Pid") or 0)
-        if init_pid <= 0:
+        if init_pid <= 0 or container.status != "running":
             raise AiarchError(f"{replica.name} is not running: nothing to kill")
+        # The engine's pid is this machine's only when the engine runs here (not a remote
+        # DOCKER_HOST, not a VM): then the process's cgroup names the container.
         try:
-            victims = psutil.Process(init_pid).children(recursive=True)
-            for victim in victims:
-                victim.kill()
-            if victims:
-                return
-        except psutil.AccessDenied:
-            pass
-        except psutil.NoSuchProcess:
-            return
+            with open(f"/proc/{init_pid}/cgroup", encoding="utf-8") as cgroup:
+                local = (container.id or "-") in cgroup.read()
+        except OSError:
+            local = False
+        if local:
+            try:
+                victims = psutil.Process(init_pid).children(recursive=True)
+                for victim in victims:
+                    victim.kill()
+                if victims:
+                    return
+            except psutil.AccessDenied:
+                pass
+            except psutil.NoSuchProcess:
+                raise AiarchError(f"{replica.name} stopped while aiarch was killing it") from None
         user = (container.attrs.get("Config") or {}).get("User") or NON_ROOT_USER
         # -1: every process the user may signal in the container's namespace but docker-init (PID 1
         # ignores signals from inside). A fixed command: nothing of the user's reaches a shell.
@@ -607,12 +615,19 @@ class DockerFaultControl:
             container = self._container(replica)
         except docker.errors.NotFound:
             return f"{replica.name} is gone"
+        except docker.errors.DockerException as error:
+            return f"{replica.name}: the engine does not answer ({type(error).__name__})"
         if container.status != "running":
             return f"{replica.name} is {container.status}"
         return _readiness(container, service, replica.url)
 
     def restarts(self, replica: Replica) -> int:
-        return int(self._container(replica).attrs.get("RestartCount") or 0)
+        import docker
+
+        try:
+            return int(self._container(replica).attrs.get("RestartCount") or 0)
+        except docker.errors.DockerException:  # gone, or the engine stopped answering
+            return 0
 
     def state(self, replica: Replica) -> str:
         import docker
@@ -621,6 +636,8 @@ class DockerFaultControl:
             return str(self._container(replica).status)
         except docker.errors.NotFound:
             return "missing"
+        except docker.errors.DockerException:
+            return "unknown (the engine does not answer)"
 
     def oom_killed(self, replica: Replica, since: float) -> bool | None:
         import docker
@@ -630,7 +647,7 @@ class DockerFaultControl:
                 since=int(since), until=int(time.time()) + 1, decode=True, filters={"container": replica.id, "event": "oom"}
             )
             return any(True for _ in events)
-        except docker.errors.APIError:
+        except docker.errors.DockerException:
             return None
 
     def memory_limit_reason(self, service: str) -> str | None:

@@ -297,7 +297,10 @@ class LocalRuntime:
         status.parent.mkdir(parents=True, exist_ok=True)
         status.unlink(missing_ok=True)
         memory = service.resources.memory_bytes if memory_limits else None
+        # Its stop timeout is shorter than `down`'s SIGTERM-to-SIGKILL wait (10 s): it ends the
+        # service and removes its memory cgroup itself before `down` would SIGKILL it.
         supervisor = [sys.executable, "-I", "-S", str(SUPERVISOR), "--restart", service.restart, "--status", str(status)]
+        supervisor += ["--stop-timeout", "8"]
         if memory:
             supervisor += ["--memory", str(memory)]
         command = [*supervisor, "--", *(sys.executable if part == "python" else part for part in service.command)]
@@ -378,7 +381,7 @@ class LocalRuntime:
         for replica in deployment.replicas:
             process = _find(replica.id)
             if process is not None:
-                samplers[replica.id] = ProcessTreeSampler(process, include_root=False)
+                samplers[replica.id] = _sampler(process)
                 samplers[replica.id].sample()  # starts the CPU interval
         time.sleep(0.3)
         statuses: list[ReplicaStatus] = []
@@ -432,6 +435,21 @@ def _service_processes(replica: Replica) -> list[psutil.Process]:
     """The replica's service: what its supervisor runs, with what that started."""
     supervisor = _find(replica.id)
     return [] if supervisor is None else _service_processes_of(supervisor)
+
+
+def _supervised(leader: psutil.Process) -> bool:
+    """Whether LEADER is a supervisor (deployments made before aiarch supervised ran the service
+    itself as the group's leader)."""
+    try:
+        return str(SUPERVISOR) in leader.cmdline()
+    except psutil.Error:
+        return True
+
+
+def _sampler(leader: psutil.Process) -> ProcessTreeSampler:
+    """The replica's service and what it started, without its supervisor (aiarch's, as an
+    engine's is)."""
+    return ProcessTreeSampler(leader, include_root=not _supervised(leader))
 
 
 def _state(supervisor: psutil.Process | None, status: SupervisorStatus | None) -> str:
@@ -522,7 +540,7 @@ class LocalUsageProbe:
         self._replicas: list[tuple[Replica, ProcessTreeSampler | None]] = []
         for replica in deployment.replicas:
             process = _find(replica.id)
-            sampler = None if process is None else ProcessTreeSampler(process, include_root=False)
+            sampler = None if process is None else _sampler(process)
             self._replicas.append((replica, sampler))
         self.sample()  # each process's first sample starts its CPU interval
 

@@ -94,6 +94,8 @@ def test_no_recovery_within_the_run_and_a_flapping_endpoint():
         (FaultOptions(kind="crash", replicas="all"), BenchOptions(), "one request reaches in one replica"),
         (FaultOptions(kind="hang", at_s=20.0, for_s=15.0, duration_s=30.0), BenchOptions(), "longer than the run"),
         (FaultOptions(at_s=30.0, duration_s=30.0), BenchOptions(), "not inside the run"),
+        (FaultOptions(at_s=28.0, duration_s=30.0), BenchOptions(), "no room for the 3 windows"),
+        (FaultOptions(kind="hang", at_s=20.0, for_s=8.0, duration_s=30.0), BenchOptions(), "no room for the 3 windows"),
         (FaultOptions(at_s=0.0), BenchOptions(), "--at must be > 0"),
         (FaultOptions(rate=-5.0), BenchOptions(), "--rate must be > 0"),
         (FaultOptions(kind="hang", for_s=0.0), BenchOptions(), "--for must be > 0"),
@@ -137,3 +139,10 @@ def test_estimates_and_the_isolation_verdict():
     assert named and verdict.startswith("holds here: microservices kept 1 of 2 endpoints")
     _, verdict, named = fault_verdict("monolith", mono, "microservices", figures("hang", products=1.0, recommend=0.0))
     assert not named and "different faults" in verdict
+
+
+def test_a_request_sent_on_a_window_boundary_is_counted_once():
+    samples = [Sample(T0 + t, 5.0, "x", True, "") for t in (10.0, 10.5, 11.0, 12.0)]  # the last on a boundary
+    [endpoint] = analyse_fault(samples, fault_settings(), T0 + 10.0, T0 + 10.0, T0 + 11.0).values()
+    assert sum(w.requests for w in endpoint.per_second) == 4
+    assert [(w.t, w.ok) for w in endpoint.per_second] == [(0.0, 2), (1.0, 1), (2.0, 1)]

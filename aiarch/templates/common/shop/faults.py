@@ -35,6 +35,7 @@ import asyncio
 import logging
 import mmap
 import os
+import resource
 import signal
 import sys
 import threading
@@ -164,6 +165,10 @@ def crash() -> NoReturn:
             stream.flush()
         except (OSError, ValueError):  # closed or gone: nothing left to lose
             pass
+    try:  # a crash on purpose leaves no core dump (GBs each, where a core handler is set up)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ValueError, OSError):
+        pass
     os.kill(os.getpid(), signal.SIGSEGV)
     # Never reached unless something handles SIGSEGV: then die all the same.
     time.sleep(1)

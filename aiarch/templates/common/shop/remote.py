@@ -88,11 +88,18 @@ class HttpRecommender:
         return [ScoredItem(item["id"], item["score"]) for item in orjson.loads(payload)["items"]]
 
     async def inject(self, fault: FaultRequest) -> dict[str, Any]:
-        """Forward fault to one inference replica (round-robin) and return its answer. Raises
-        RecommenderUnavailable when it does not answer 200: after a crash request it never
+        """Forward fault to one inference replica (round-robin) and return its answer; a clear
+        goes to every replica (the fault it reverts may be in any of them). Raises
+        RecommenderUnavailable when one does not answer 200: after a crash request it never
         answers, which is expected."""
+        if fault.kind == "clear" and len(self.base_urls) > 1:
+            answers = [await self._inject_at(f"{url}/v1/faults", fault) for url in self.base_urls]
+            cleared = sorted({kind for answer in answers for kind in answer.get("cleared", [])})
+            return {"fault": "clear", "cleared": cleared, "replicas": len(answers)}
+        return await self._inject_at(next(self._next_fault_url), fault)
+
+    async def _inject_at(self, url: str, fault: FaultRequest) -> dict[str, Any]:
         client = self._require_client()
-        url = next(self._next_fault_url)
         try:
             request = client.post(url).header("content-type", "application/json")
             response = await request.body_bytes(fault.model_dump_json(exclude_unset=True).encode()).build().send()

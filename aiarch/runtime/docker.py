@@ -391,6 +391,8 @@ class DockerRuntime:
     def _wait_ready(self, replica: Replica, container: Any, service: Service, options: UpOptions) -> None:
         import docker
 
+        since = int(time.time()) - 60  # the container started just before: its events from here on
+
         def exited() -> str | None:
             try:
                 container.reload()
@@ -400,7 +402,7 @@ class DockerRuntime:
             # Restarted once already: before it was ever ready, a restart would fail the same way.
             if state["Status"] in ("exited", "dead") or state.get("Restarting") or container.attrs.get("RestartCount"):
                 oom = " (out of memory)" if state.get("OOMKilled") else ""
-                return f"exited with status {state['ExitCode']}{oom}"
+                return f"exited with status {self._first_exit_code(container, since, state['ExitCode'])}{oom}"
             return None
 
         def log_tail() -> str:
@@ -417,6 +419,23 @@ class DockerRuntime:
             timeout_s=options.ready_timeout_s,
             hint="`aiarch up` removed what it started; see the logs above, or raise the readiness timeout",
         )
+
+    def _first_exit_code(self, container: Any, since: int, current: int) -> int:
+        """The status of the container's first exit since SINCE: its restart policy may have
+        started it again already, and the engine's state then says 0."""
+        import docker
+
+        try:
+            events = self.client.events(
+                since=since, until=int(time.time()) + 1, decode=True, filters={"container": container.id, "event": "die"}
+            )
+            for event in events:
+                code = ((event.get("Actor") or {}).get("Attributes") or {}).get("exitCode")
+                if code is not None and str(code).lstrip("-").isdigit():
+                    return int(code)
+        except docker.errors.DockerException:
+            pass
+        return current
 
     # -- down -------------------------------------------------------------------------------
     def _remove(self, project: Project, remove_images: bool = False, **selector: str) -> list[str]:

@@ -10,7 +10,9 @@ measured time agree within 10%, or within Poisson noise). The search starts at t
 and multiplies it by the growth factor while steps pass, then bisects between the last pass and
 the first fail until they are within the precision of the last pass, as MLPerf LoadGen's
 FindPeakPerformance does. A step whose load generator could not keep up (its CPU, its event
-loop's lag, its sends behind schedule) is not the service's limit: the search stops and says so.
+loop's lag, its sends behind schedule) is not the service's limit: the step is tried once more
+(another process may have taken the load generator's CPU for a moment), and if that one is
+spoiled too the search stops and says so.
 
 With several projects, their searches take turns step by step (A B, then B A...), one under load
 at a time, so a drift of the machine hits both; with --repeat N, N searches per project, each
@@ -47,6 +49,7 @@ from aiarch.run_record import (
 )
 
 STABLE_WITHIN = 0.10  # the thirds of a step's measured time agree within 10% (or within Poisson noise)
+LOADGEN_RETRIES = 1  # a step the load generator spoiled is tried this many times more before the search ends
 MAX_LATE_SHARE = 0.01  # sends more than 10 ms behind schedule: over 1%, the load generator fell behind
 STEP_OVERHEAD_S = 2.0 + COOLDOWN_S  # Locust's start and the cool-down after the window, per step
 
@@ -265,6 +268,12 @@ class Search:
         result.steps.append(step)
         why = "; ".join(step.reasons)
         if step.verdict == "load generator":
+            spoiled = [s for s in result.steps if s.verdict == "load generator" and s.rate == step.rate]
+            if len(spoiled) <= LOADGEN_RETRIES:
+                # Its troubles may have been another process taking its CPU for a moment: the
+                # same rate once more before calling it the load generator's limit.
+                self.next_rate = step.rate
+                return
             self.end(
                 "load generator limit",
                 f"the load generator could not hold {step.rate:,.0f} req/s ({why}): not the service's limit"

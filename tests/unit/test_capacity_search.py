@@ -112,10 +112,12 @@ def test_a_service_that_passes_the_maximum_rate_has_a_lower_bound_only():
     assert "at least that" in result.message
 
 
-def test_a_load_generator_failure_stops_the_search_and_is_not_a_capacity():
+def test_a_load_generator_failure_is_tried_once_more_then_stops_the_search_and_is_not_a_capacity():
     settings = capacity_settings(CapacityOptions(start_rate=100), BenchOptions(), BenchDefaults())
     search = Search(settings, 0, 100)
     search.observe(_step(100, "pass"))
+    search.observe(_step(200, "load generator"))
+    assert not search.done and search.next_rate == 200  # a moment's trouble is not its limit
     search.observe(_step(200, "load generator"))
     assert search.done and search.result.outcome == "load generator limit" and search.result.capacity_rps is None
     assert "not the service's limit" in search.result.message and "--processes" in search.result.message
@@ -181,3 +183,14 @@ def test_a_failure_is_blamed_on_the_load_generator_only_where_it_explains_it(tri
     plan = BenchPlan(scenario="s.py", loads=(), duration_s=5, warmup_s=1, repeat=1, processes=1, thresholds=Thresholds())
     step = judge_step(trial, plan, settings.model_copy(update={"min_requests": 10}), 200.0, 0, 0)
     assert step.verdict == verdict, step.reasons
+
+
+def test_a_step_the_load_generator_spoiled_once_goes_on_when_the_retry_is_clean():
+    settings = capacity_settings(CapacityOptions(start_rate=100, precision=0.5), BenchOptions(), BenchDefaults())
+    search = Search(settings, 0, 100)
+    search.observe(_step(100, "pass"))
+    search.observe(_step(200, "load generator"))
+    search.observe(_step(200, "fail"))
+    assert search.result.upper_rps == 200 and search.next_rate == 150
+    search.observe(_step(150, "pass"))
+    assert search.result.outcome == "found" and search.result.capacity_rps == 150

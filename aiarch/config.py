@@ -181,6 +181,7 @@ class Images(_Model):
     pip_find_links: str | None = None  # [PIP_FIND_LINKS]
     pip_trusted_host: str | None = None  # [PIP_TRUSTED_HOST]
     ca_bundle: str | None = None  # [AIARCH_CA_BUNDLE] a PEM file pip trusts while building
+    balancer: str | None = None  # [AIARCH_BALANCER_IMAGE] HAProxy's image (default haproxy:2.6)
 
 
 SLO_PERCENTILES = ("p50", "p90", "p95", "p99", "p99.9")
@@ -310,6 +311,16 @@ class FaultSwitch(_Model):
     environment: EnvironmentVariables = Field(min_length=1)
 
 
+RESERVED_SERVICE = "balancer"  # the load balancer aiarch adds (aiarch.runtime.balancer)
+
+
+class BalancerSettings(_Model):
+    """The load balancer aiarch puts in front of every service that runs several replicas."""
+
+    # How often it checks each replica's readiness path; two failed checks take a replica out.
+    check_interval_ms: int = Field(default=500, ge=100, le=10_000, strict=True)
+
+
 class ProjectConfig(_Model):
     """The whole of aiarch.yaml."""
 
@@ -321,6 +332,7 @@ class ProjectConfig(_Model):
     bench: BenchDefaults = Field(default_factory=BenchDefaults)
     placement: PlacementSettings = Field(default_factory=PlacementSettings)
     faults: FaultSwitch | None = None
+    balancer: BalancerSettings = Field(default_factory=BalancerSettings)
 
     @field_validator("services")
     @classmethod
@@ -328,6 +340,8 @@ class ProjectConfig(_Model):
         for name in services:
             if not re.match(NAME_PATTERN, name):
                 raise ValueError(f"service name {name!r} must match {NAME_PATTERN}")
+            if name == RESERVED_SERVICE:
+                raise ValueError(f"service name {name!r} is reserved for the load balancer aiarch adds; rename the service")
         return services
 
     @model_validator(mode="after")
@@ -336,12 +350,6 @@ class ProjectConfig(_Model):
         if len(entrypoints) != 1:
             found = ", ".join(entrypoints) or "none"
             raise ValueError(f"services: exactly one service needs `entrypoint: true` (found: {found})")
-        if self.services[entrypoints[0]].replicas > 1:
-            # Nothing would balance the outside traffic: every request would reach replica 0.
-            raise ValueError(
-                f"services.{entrypoints[0]}.replicas: the entry service runs one replica (no load balancer "
-                "spreads outside traffic yet); scale the services behind it"
-            )
         for name, service in self.services.items():
             for dependency in service.depends_on:
                 if dependency not in self.services:

@@ -1,11 +1,11 @@
 """The run record: what `aiarch bench` measured, as typed models, and the one place that reads
-and writes it (PROJECT/.aiarch/runs/RUN.json, schema `aiarch.run/5`, written atomically).
+and writes it (PROJECT/.aiarch/runs/RUN.json, schema `aiarch.run/6`, written atomically).
 
     record = load_run(Path("shop/.aiarch/runs/20261130-101500-3e4c.json"))
     record.points[0].total.p99_ms                  # pooled over trials, every request counted
     record.points[0].trials[0].latencies.ms()     # every measured latency, decoded once (numpy)
 
-Records of schemas `aiarch.run/1` to `/4` are upgraded as they are read; any other schema is refused
+Records of schemas `aiarch.run/1` to `/5` are upgraded as they are read; any other schema is refused
 with its name. `python -m aiarch.run_record` prints the JSON Schema (shipped as
 aiarch/schemas/run.schema.json).
 """
@@ -42,8 +42,8 @@ from aiarch.errors import AiarchError, UserInputError
 from aiarch.runtime.base import Deployment, ReplicaUsage
 from aiarch.state import state_dir, write_json_atomic
 
-SCHEMA = "aiarch.run/5"
-READABLE_SCHEMAS = ("aiarch.run/1", "aiarch.run/2", "aiarch.run/3", "aiarch.run/4", SCHEMA)
+SCHEMA = "aiarch.run/6"
+READABLE_SCHEMAS = ("aiarch.run/1", "aiarch.run/2", "aiarch.run/3", "aiarch.run/4", "aiarch.run/5", SCHEMA)
 ALL = "*"  # the key of the figures over every endpoint
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "run.schema.json"
@@ -337,6 +337,32 @@ class GpuSample(_Model):
     memory_by_service: dict[str, int]
 
 
+class BalancerReading(_Model):
+    """One replica as the load balancer counted it since it started (aiarch.runtime.balancer)."""
+
+    service: str
+    replica: str
+    requests: int
+    errors: int  # connection and response errors
+    status: str  # UP, DOWN, ... in HAProxy's words
+
+
+class BalancerSample(_Model):
+    t: float  # seconds since the load started, as ResourceSample's
+    servers: list[BalancerReading]
+
+
+class BalancedReplica(_Model):
+    """One balanced replica over a trial's measured window: how much of its service's traffic
+    the load balancer sent it."""
+
+    service: str
+    replica: str
+    requests: int
+    errors: int
+    share: float  # of its service's requests in the window (1 / replicas when even)
+
+
 class Trial(_Model):
     index: int
     status: Literal["complete", "interrupted"]
@@ -358,6 +384,10 @@ class Trial(_Model):
     # The load processes' event-loop lag over the measured window (None: not measured).
     loadgen_lag_ms_mean: float | None = None
     loadgen_lag_ms_max: float | None = None
+    # With a load balancer (services with several replicas): its counts each second, and each
+    # replica's share over the measured window.
+    balancer: list[BalancerSample] = Field(default_factory=list)
+    balanced: list[BalancedReplica] = Field(default_factory=list)
 
     @property
     def total(self) -> EndpointStats:
@@ -595,7 +625,7 @@ class RunRecord(_Model):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    schema_id: Literal["aiarch.run/5"] = Field(default="aiarch.run/5", alias="schema")
+    schema_id: Literal["aiarch.run/6"] = Field(default="aiarch.run/6", alias="schema")
     id: str
     created_at: str
     status: RunStatus
@@ -685,8 +715,8 @@ def parse_run(document: Any, source: str) -> RunRecord:
     try:
         if schema == "aiarch.run/1":
             document = _upgrade_v1(document)
-        # /2 -> /3 -> /4 -> /5 only added fields (placement, spread, event-loop lag; capacity;
-        # fault experiments) that older records lack.
+        # /2 -> /3 -> /4 -> /5 -> /6 only added fields (placement, spread, event-loop lag; capacity;
+        # fault experiments; the load balancer's per-replica counts) that older records lack.
         document = {**document, "schema": SCHEMA}
         return RunRecord.model_validate(document)
     except (ValidationError, ValueError, TypeError, AttributeError) as error:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from aiarch.errors import AiarchError
     from aiarch.experiments import StepView
     from aiarch.experiments.fault import FaultEvent
-    from aiarch.run_record import Placement, RunRecord, RunSummary
+    from aiarch.run_record import BalancedReplica, Placement, RunRecord, RunSummary
     from aiarch.runtime import DownReport, StatusReport
     from aiarch.runtime.base import Deployment
     from aiarch.scaffold import NewProject
@@ -406,6 +406,8 @@ def show_run(record: RunRecord, path: Path | None) -> None:
         )
         if usage:
             out.print(f"  services: {escape(usage)}")
+        if last.balanced:
+            out.print(f"  balanced: {escape(balanced_words(last.balanced))}")
         lag = f", event-loop lag {last.loadgen_lag_ms_mean:.2f} ms mean" if last.loadgen_lag_ms_mean is not None else ""
         out.print(f"  load generator: {last.loadgen_cpu_percent:.0f}% CPU (mean of the busiest process){lag}")
         spread = point.spread
@@ -573,3 +575,15 @@ def _show_costs(comparison: Comparison) -> None:
     _rows_table(f"Cost per million requests ({escape(comparison.prices.currency)})", COST_HEADER, cost_rows(comparison))
     for note in cost_notes(comparison):
         out.print(f"  [dim]{escape(note)}[/]", soft_wrap=True)
+
+
+def balanced_words(balanced: list[BalancedReplica]) -> str:
+    """ "inference 34% / 33% / 33% of 1,045 requests" per balanced service, as the balancer counted."""
+    parts = []
+    for service in dict.fromkeys(b.service for b in balanced):
+        replicas = [b for b in balanced if b.service == service]
+        errors = sum(b.errors for b in replicas)
+        shares = " / ".join(f"{b.share:.0%}" for b in replicas)
+        total = sum(b.requests for b in replicas)
+        parts.append(f"{service} {shares} of {total:,} requests" + (f" ({errors} errors)" if errors else ""))
+    return "; ".join(parts)

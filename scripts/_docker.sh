@@ -1,11 +1,17 @@
 # Sourced by scripts/test.sh and scripts/demo.sh after _venv.sh: when a Docker engine answers
 # (or, with AIARCH_INSTALL_SYSTEM=1 and root, after installing and starting one, and installing
-# Debian's chromium for the report test), make the local base images (cached) and point
-# AIARCH_BASE_IMAGE at them unless it is already set.
+# Debian's chromium for the report test and haproxy for replicated services), make the local base images (cached) and point
+# AIARCH_BASE_IMAGE (and AIARCH_BALANCER_IMAGE, HAProxy's) at them unless it is already set.
 # Never fatal: without an engine, Docker tests skip (or fail under CI) and the demo runs locally.
 docker_ready=0
 if [ "${AIARCH_INSTALL_SYSTEM:-0}" = 1 ] && [ "$(id -u)" = 0 ]; then
   bash "$REPO/scripts/docker-engine.sh" || echo "== no Docker engine (see above)"
+  if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+    echo "== installing haproxy (Debian): the load balancer of replicated services on the local runtime"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null 2>&1 \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; } \
+      || echo "== haproxy could not be installed"
+  fi
   if ! command -v chromium >/dev/null 2>&1; then
     echo "== installing chromium (Debian) for the report test"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
@@ -18,6 +24,9 @@ if docker info >/dev/null 2>&1; then
   if [ -z "${AIARCH_BASE_IMAGE:-}" ] && [ "$(id -u)" = 0 ]; then
     if bash "$REPO/scripts/base-image.sh"; then
       export AIARCH_BASE_IMAGE="aiarch-base:torch,gateway=aiarch-base:slim"
+      if [ -z "${AIARCH_BALANCER_IMAGE:-}" ] && bash "$REPO/scripts/balancer-image.sh"; then
+        export AIARCH_BALANCER_IMAGE="aiarch-base:haproxy"
+      fi
     else
       echo "== local base images could not be made; builds use the Dockerfiles' default base image"
     fi

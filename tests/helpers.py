@@ -54,8 +54,39 @@ def assert_down_whole_then_back(run, duration_s: float) -> None:
 
 
 def service_processes() -> list:
-    """Our child processes that run a shop service (none may outlive a test)."""
-    return child_processes(lambda part: part.startswith("services."))
+    """Our child processes that run a shop service or a load balancer (none may outlive a test)."""
+    return child_processes(lambda part: part.startswith("services.") or part.endswith("/haproxy"))
+
+
+def assert_balanced_evenly(trial, service: str, replicas: int, within: float = 0.20) -> None:
+    """The load balancer spread SERVICE's requests in TRIAL's window over REPLICAS replicas, each
+    within WITHIN of an even share, as its own counts say."""
+    shares = {b.replica: b for b in trial.balanced if b.service == service}
+    assert sorted(shares) == [f"{service}-{i}" for i in range(replicas)], trial.balanced
+    even = 1 / replicas
+    for replica in shares.values():
+        assert replica.requests > 20 and abs(replica.share - even) <= within * even, trial.balanced
+
+
+def assert_taken_out_and_back(record, run) -> None:
+    """A replica killed under load behind the balancer: it failed checks and was taken out
+    (no request sent to it) within two check intervals and a reading after the kill, it came
+    back and got requests again, and the balancer counted the connections it refused."""
+    [target] = run.targets
+    trial = record.points[run.point].trials[0]
+    interval_s = record.deployment.balancer.check_interval_ms / 1000
+    fault_t = run.injected_at - trial.window.start
+    series = [(s.t, next(r for r in s.servers if r.replica == target)) for s in trial.balancer]
+    down = [(t, r) for t, r in series if t > fault_t and r.status.startswith("DOWN")]
+    assert down, series
+    taken_out_at, when_down = down[0]
+    assert taken_out_at - fault_t <= 2 * interval_s + 1.5, (fault_t, series)
+    # While it was out, nothing more was sent to it.
+    out = [r.requests for t, r in series if t >= taken_out_at and r.status.startswith("DOWN")]
+    assert len(set(out)) == 1, series
+    back = [r for t, r in series if t > taken_out_at and r.status == "UP"]
+    assert back and back[-1].requests > when_down.requests, series
+    assert series[-1][1].errors >= 1, series  # the connections it refused, retried elsewhere
 
 
 class ServiceTimeServer:

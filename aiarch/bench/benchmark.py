@@ -124,6 +124,7 @@ class _Session:
             plan, point.load, self.deployment.entry_url, self.project.path, self.entry_environment,
             scratch / f"{self.record.id}-p{point_index}-t{trial_index}", self.probe, self.gpu, on_progress, label,
             cpus=self.loadgen.cpus, on_start=on_start,
+            balancer_stats=self.deployment.balancer.stats_url if self.deployment.balancer else None,
         )  # fmt: skip
         placement = self.record.placement
         if outcome.cpus is not None and placement.loadgen_cpus is not None:

@@ -13,13 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 from aiarch.bench.gpu import GpuSampler, attribute_processes
 from aiarch.bench.stats import Sample
 from aiarch.errors import AiarchError, UserInputError
 from aiarch.processes import ProcessTreeSampler, affinity, pin, stop_process_group
-from aiarch.run_record import BenchPlan, GpuSample, Load, LoadgenSample, ResourceSample
+from aiarch.run_record import BalancerReading, BalancerSample, BenchPlan, GpuSample, Load, LoadgenSample, ResourceSample
+from aiarch.runtime.balancer import read_stats
 from aiarch.runtime.base import UsageProbe
 from aiarch.state import log_tail
 
@@ -57,6 +59,7 @@ class TrialOutcome:
     log: Path | None = None
     lag: list[tuple[float, float, float]] = field(default_factory=list)  # (epoch, mean ms, max ms) per process-second
     cpus: tuple[int, ...] | None = None  # the CPUs Locust ran on, read back (None: not pinned)
+    balancer: list[BalancerSample] = field(default_factory=list)  # its per-replica counts each second
 
     @property
     def interrupted(self) -> bool:
@@ -150,9 +153,11 @@ def run_trial(
     label: str,
     cpus: tuple[int, ...] | None = None,
     on_start: Callable[[float], None] | None = None,
+    balancer_stats: str | None = None,
 ) -> TrialOutcome:
     """One Locust run against URL, on CPUS (None: any), sampled each second until it ends.
-    ON_START gets the epoch of the load's start once Locust reports it (within a second)."""
+    ON_START gets the epoch of the load's start once Locust reports it (within a second);
+    BALANCER_STATS is the load balancer's stats page, read each second too."""
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "locust.log"
     env = {
@@ -199,6 +204,10 @@ def run_trial(
             outcome.loadgen.append(LoadgenSample(t=round(elapsed, 3), cpu_percent=loadgen))
             if probe is not None:
                 outcome.resources.append(ResourceSample(t=round(elapsed, 3), replicas=probe.sample()))
+            if balancer_stats is not None:
+                reading = _balancer_reading(balancer_stats, elapsed)
+                if reading is not None:
+                    outcome.balancer.append(reading)
             readings = gpu.read()
             if readings:
                 per_service = attribute_processes(
@@ -224,6 +233,19 @@ def run_trial(
     if not samples and not outcome.interrupted:
         raise _no_request_error(log, outcome.exit_code, project_dir / plan.scenario)
     return outcome
+
+
+def _balancer_reading(stats_url: str, elapsed: float) -> BalancerSample | None:
+    """The balancer's counts now; None when it does not answer (a second without them)."""
+    try:
+        counts = read_stats(stats_url, timeout_s=0.5)
+    except httpx.HTTPError:
+        return None
+    servers = [
+        BalancerReading(service=c.service, replica=c.replica, requests=c.requests, errors=c.errors, status=c.status)
+        for c in counts
+    ]
+    return BalancerSample(t=round(elapsed, 3), servers=servers)
 
 
 # Locust's own words when the scenario holds no user class, and the plugin's in open loop.

@@ -12,6 +12,8 @@ from aiarch.bench.runner import TrialOutcome
 from aiarch.bench.stats import endpoint_stats, per_second, summarize
 from aiarch.run_record import (
     ALL,
+    BalancedReplica,
+    BalancerSample,
     BenchPlan,
     EndpointStats,
     Latencies,
@@ -93,7 +95,36 @@ def analyse_trial(outcome: TrialOutcome, plan: BenchPlan, load: Load, index: int
         locust_exit_code=outcome.exit_code,
         loadgen_lag_ms_mean=None if lag_mean is None else round(lag_mean, 3),
         loadgen_lag_ms_max=None if lag_max is None else round(lag_max, 3),
+        balancer=outcome.balancer,
+        balanced=balanced_shares([row for row in outcome.balancer if in_window(row.t)]),
     )
+
+
+def balanced_shares(rows: list[BalancerSample]) -> list[BalancedReplica]:
+    """Each balanced replica's requests between the first and last reading of the window, and
+    its share of its service's (none with fewer than two readings)."""
+    if len(rows) < 2:
+        return []
+    first = {(r.service, r.replica): r for r in rows[0].servers}
+    deltas: list[tuple[str, str, int, int]] = []
+    for reading in rows[-1].servers:
+        before = first.get((reading.service, reading.replica))
+        requests = reading.requests - (before.requests if before else 0)
+        errors = reading.errors - (before.errors if before else 0)
+        deltas.append((reading.service, reading.replica, max(requests, 0), max(errors, 0)))
+    totals: dict[str, int] = {}
+    for service, _, requests, _ in deltas:
+        totals[service] = totals.get(service, 0) + requests
+    return [
+        BalancedReplica(
+            service=service,
+            replica=replica,
+            requests=requests,
+            errors=errors,
+            share=round(requests / totals[service], 4) if totals[service] else 0.0,
+        )
+        for service, replica, requests, errors in deltas
+    ]
 
 
 def resources_summary(rows: list[ResourceSample]) -> dict[str, ServiceUsage]:

@@ -77,6 +77,17 @@ class ImageInfo:
 
 
 @dataclass(frozen=True)
+class BalancerInfo:
+    """The load balancer in front of the services with several replicas (aiarch.runtime.balancer)."""
+
+    stats_url: str  # its stats page, from this machine (per-replica counts)
+    frontends: dict[str, str]  # balanced service -> the address its dependents reach it at
+    check_interval_ms: int
+    entry_url: str | None = None  # the entry service's frontend, from this machine (when balanced)
+    image: str | None = None  # Docker only
+
+
+@dataclass(frozen=True)
 class Deployment:
     """A running deployment, as recorded in .aiarch/deployment.json."""
 
@@ -105,6 +116,7 @@ class Deployment:
     cpus: tuple[int, ...] | None = None
     cpus_shared: str | None = None
     faults: bool = False  # the app's fault switch is on (`up --faults`)
+    balancer: BalancerInfo | None = None  # in front of every service with several replicas
 
     def to_json(self) -> dict[str, Any]:
         document = asdict(self)
@@ -121,6 +133,7 @@ class Deployment:
                 "images": tuple(ImageInfo(**i) for i in document.get("images", ())),
                 "config": None if config is None else ProjectConfig.model_validate(config),
                 "cpus": None if document.get("cpus") is None else tuple(document["cpus"]),
+                "balancer": None if document.get("balancer") is None else BalancerInfo(**document["balancer"]),
             }
         )
 
@@ -248,6 +261,7 @@ def new_deployment(
     network: str | None = None,
     build_s: float | None = None,
     options: UpOptions | None = None,
+    balancer: BalancerInfo | None = None,
 ) -> Deployment:
     """The record of a deployment whose every replica just became ready.
 
@@ -255,7 +269,7 @@ def new_deployment(
     there to now. The entry URL is the entry replica's published URL, else its address.
     """
     return replace(
-        starting_deployment(project, deployment_id, runtime, replicas, network=network, options=options),
+        starting_deployment(project, deployment_id, runtime, replicas, network=network, options=options, balancer=balancer),
         state="ready",
         images=tuple(images),
         build_s=None if build_s is None else round(build_s, 3),
@@ -271,13 +285,19 @@ def starting_deployment(
     *,
     network: str | None = None,
     options: UpOptions | None = None,
+    balancer: BalancerInfo | None = None,
 ) -> Deployment:
     """The record `up` saves as each replica starts, before any is ready (state "starting").
 
-    The entry URL is empty until the entry replica has started.
+    The entry URL is the balancer's when it balances the entry service, else empty until the
+    entry replica has started.
     """
     entry_service, _ = project.config.entrypoint
     entry = next((r for r in replicas if r.service == entry_service), None)
+    if balancer is not None and balancer.entry_url:
+        entry_url = balancer.entry_url
+    else:
+        entry_url = "" if entry is None else entry.url or f"http://{entry.address}"
     return Deployment(
         id=deployment_id,
         project=project.config.name,
@@ -286,7 +306,7 @@ def starting_deployment(
         project_dir=str(project.path),
         created_at=utc_now_iso(),
         entry_service=entry_service,
-        entry_url="" if entry is None else entry.url or f"http://{entry.address}",
+        entry_url=entry_url,
         replicas=tuple(replicas),
         network=network,
         state="starting",
@@ -294,6 +314,7 @@ def starting_deployment(
         cpus=options.cpus if options else None,
         cpus_shared=options.cpus_shared if options else None,
         faults=options.faults if options else False,
+        balancer=balancer,
     )
 
 

@@ -63,20 +63,6 @@ def _checked_replicas(replicas: Mapping[str, int], config: ProjectConfig) -> dic
     return dict(replicas)
 
 
-def _check_one_entry_replica(config: ProjectConfig, options: UpOptions) -> None:
-    """The entry service runs one replica: nothing balances the outside traffic yet, so a second
-    replica would never get a request."""
-    entry_name, entry = config.entrypoint
-    count = options.replicas_of(entry_name, entry)
-    if count > 1:
-        behind = [name for name in config.services if name != entry_name]
-        raise UserInputError(
-            f"--replicas {entry_name}={count}: the entry service {entry_name} runs one replica "
-            "(no load balancer spreads the outside traffic yet, so the others would get no request)",
-            hint=f"scale the services behind it, e.g. --replicas {behind[0]}=2" if behind else "leave out --replicas",
-        )
-
-
 def select_runtime(requested: str | None) -> tuple[Runtime, str | None]:
     """The runtime asked for; without one, Docker when an engine answers, else local processes.
     The second value is the notice to show when aiarch chose for the user."""
@@ -167,7 +153,6 @@ def up(
         cpus_shared=placed.shared,
         faults=faults,
     )
-    _check_one_entry_replica(project.config, options)
     chosen, notice = select_runtime(runtime)
     existing = load_deployment(project)
     if existing is not None and existing.runtime != chosen.name and runtime_for(existing).status(project):

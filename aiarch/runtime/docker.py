@@ -13,15 +13,29 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiarch.config import Build, Service, recorded_environment
 from aiarch.errors import AiarchError, UserInputError
 from aiarch.ids import new_id
 from aiarch.placement import format_cpus, parse_cpus
+from aiarch.runtime.balancer import (
+    BALANCER,
+    BALANCER_IMAGE_ENV,
+    CONFIG_ENV,
+    DEFAULT_IMAGE,
+    STATS_PATH,
+    STATS_PORT,
+    BalancerPlan,
+    balancer_plan,
+    haproxy_config,
+    not_all_up,
+)
 from aiarch.runtime.base import (
+    BalancerInfo,
     Deployment,
     DownReport,
     ImageInfo,
@@ -161,6 +175,10 @@ def _selector(project: Project, **extra: str) -> dict[str, str | list[str] | boo
     return {"label": [f"{k}={v}" for k, v in labels.items()]}
 
 
+def _container_name(project: str, service: str, index: int, deployment_id: str) -> str:
+    return f"aiarch-{project}-{service}-{index}-{deployment_id[-6:]}"
+
+
 class BuildFailed(AiarchError):
     pass
 
@@ -176,12 +194,8 @@ class DockerRuntime:
         config = project.config
         for name in config.start_order():
             _build_of(name, config.services[name])  # every image can be built, before any is
-        entry_name, entry = config.entrypoint
-        if options.replicas_of(entry_name, entry) > 1:
-            raise UserInputError(
-                f"the entry service {entry_name} can have one replica on Docker (it alone is published)",
-                hint=f"scale the services behind it, e.g. --replicas {next(iter(set(config.services) - {entry_name}), 'inference')}=2",
-            )
+        plan = balancer_plan(config, {name: options.replicas_of(name, s) for name, s in config.services.items()})
+        balancer_image = self._balancer_image(project, reporter) if plan else None
         if options.port is not None:
             check_port_free(options.port)
         check_fault_switch(config, options)
@@ -201,25 +215,52 @@ class DockerRuntime:
             self.client.networks.create(network_name, driver="bridge", labels=_labels(project, deployment=deployment_id))
             replicas: list[Replica] = []
             started_at = time.monotonic()
+            balancer: BalancerInfo | None = None
+            if plan is not None and balancer_image is not None:
+                reporter.step(
+                    f"starting the load balancer (HAProxy, {balancer_image}) for {', '.join(f.service for f in plan.frontends)}"
+                )
+                replica, container, balancer = self._run_balancer(
+                    project, plan, balancer_image, network_name, deployment_id, options
+                )
+                replicas.append(replica)
+                save_deployment(
+                    project,
+                    starting_deployment(
+                        project, deployment_id, self.name, replicas, network=network_name, options=options, balancer=balancer
+                    ),
+                )
+                recorded = True
+                self._wait_balancer(replica, container, partial(http_probe, balancer.stats_url), options)
             for name in config.start_order():
                 service = config.services[name]
                 count = options.replicas_of(name, service)
                 reporter.step(f"starting {name} ({count} replica{'s' if count > 1 else ''})")
                 started = []
                 for index in range(count):
-                    started.append(self._run(project, name, index, images[name], network_name, deployment_id, options))
+                    started.append(self._run(project, name, index, images[name], network_name, deployment_id, options, plan))
                     # Labels find the containers after a crash; the record lets `ps` and `bench` say
                     # which deployment they belong to and that it is not ready.
                     starting = [*replicas, *(replica for replica, _ in started)]
                     save_deployment(
                         project,
-                        starting_deployment(project, deployment_id, self.name, starting, network=network_name, options=options),
+                        starting_deployment(
+                            project, deployment_id, self.name, starting, network=network_name, options=options, balancer=balancer
+                        ),
                     )
                     recorded = True
                 for replica, container in started:
                     reporter.step(f"waiting for {replica.name} to be ready")
                     self._wait_ready(replica, container, service, options)
                 replicas.extend(replica for replica, _ in started)
+            if plan is not None and balancer is not None:
+                reporter.step("waiting for the load balancer to see every replica ready")
+                self._wait_balancer(
+                    replicas[0],
+                    self.client.containers.get(replicas[0].id),
+                    partial(not_all_up, balancer.stats_url, plan),
+                    options,
+                )
             deployment = new_deployment(
                 project,
                 deployment_id,
@@ -230,6 +271,7 @@ class DockerRuntime:
                 network=network_name,
                 build_s=build_s,
                 options=options,
+                balancer=balancer,
             )
             save_deployment(project, deployment)
             return deployment
@@ -299,6 +341,7 @@ class DockerRuntime:
         network_name: str,
         deployment_id: str,
         options: UpOptions,
+        plan: BalancerPlan | None = None,
         attempt: int = 1,
     ) -> tuple[Replica, Any]:
         import docker
@@ -306,17 +349,25 @@ class DockerRuntime:
         config = project.config
         service = config.services[name]
         entry_name, _ = config.entrypoint
-        is_entry = name == entry_name
+        balanced = plan is not None and plan.frontend(name) is not None
+        # A balanced service's replicas answer to their container names; its name on the network
+        # is the balancer's, which alone is published when the entry service is balanced.
+        is_entry = name == entry_name and not balanced
+
+        def address(dependency: str) -> str:
+            frontend = plan.frontend(dependency) if plan else None
+            return f"http://{dependency}:{frontend.port if frontend else config.services[dependency].port}"
+
         environment = {
             **service.environment,
             "HOST": "0.0.0.0",  # noqa: S104 - inside the container; only the entry port is published, on 127.0.0.1
             "PORT": str(service.port),
             "AIARCH_DEPLOYMENT": deployment_id,
-            **{dependency_env(d): f"http://{d}:{config.services[d].port}" for d in service.depends_on},
+            **{dependency_env(d): address(d) for d in service.depends_on},
             **fault_environment(config, options),
         }
         image_user = (self.client.images.get(image.id).attrs.get("Config") or {}).get("User") or ""
-        container_name = f"aiarch-{config.name}-{name}-{index}-{deployment_id[-6:]}"
+        container_name = _container_name(config.name, name, index, deployment_id)
         kwargs: dict[str, Any] = {
             "name": container_name,
             "hostname": f"{name}-{index}",
@@ -324,7 +375,7 @@ class DockerRuntime:
             "environment": environment,
             "labels": _labels(project, service=name, deployment=deployment_id, replica=str(index)),
             "network": network_name,
-            "networking_config": {network_name: self.client.api.create_endpoint_config(aliases=[name])},
+            "networking_config": {network_name: self.client.api.create_endpoint_config(aliases=[] if balanced else [name])},
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges:true"],
             "read_only": True,
@@ -360,7 +411,7 @@ class DockerRuntime:
             text = str(error.explanation or error)
             taken = "port is already allocated" in text or "address already in use" in text
             if taken and is_entry and options.port is None and attempt < 3:  # another took the free port first
-                return self._run(project, name, index, image, network_name, deployment_id, options, attempt + 1)
+                return self._run(project, name, index, image, network_name, deployment_id, options, plan, attempt + 1)
             if taken:
                 raise UserInputError(
                     f"port {options.port} is already in use on 127.0.0.1",
@@ -382,11 +433,158 @@ class DockerRuntime:
             index=index,
             id=container.id or container_name,  # the engine takes either
             name=f"{name}-{index}",
-            address=f"{name}:{service.port}",
+            address=f"{container_name if balanced else name}:{service.port}",
             url=url,
             environment=recorded_environment(environment),
         )
         return replica, container
+
+    def _balancer_image(self, project: Project, reporter: Reporter) -> str:
+        """HAProxy's image: AIARCH_BALANCER_IMAGE, images.balancer, else the official image,
+        pulled once if the engine does not have it."""
+        import docker
+
+        image = os.environ.get(BALANCER_IMAGE_ENV) or project.config.images.balancer or DEFAULT_IMAGE
+        try:
+            self.client.images.get(image)
+            return image
+        except docker.errors.ImageNotFound:
+            pass
+        reporter.step(f"pulling {image} (the load balancer's image)")
+        try:
+            self.client.images.pull(image)
+        except docker.errors.DockerException as error:
+            raise UserInputError(
+                f"the load balancer's image {image} is not on this engine and cannot be pulled ({type(error).__name__})",
+                hint=f"set {BALANCER_IMAGE_ENV} (or images.balancer in aiarch.yaml) to a local image with HAProxy 2.x",
+            ) from None
+        return image
+
+    def _run_balancer(
+        self, project: Project, plan: BalancerPlan, image: str, network_name: str, deployment_id: str, options: UpOptions
+    ) -> tuple[Replica, Any, BalancerInfo]:
+        """HAProxy on the deployment's network under each balanced service's name; its stats port
+        and (when the entry service is balanced) the entry frontend published on 127.0.0.1."""
+        import docker
+
+        config = project.config
+        servers = {
+            f.service: [
+                (
+                    f"{f.service}-{index}",
+                    f"{_container_name(config.name, f.service, index, deployment_id)}:{config.services[f.service].port}",
+                )
+                for index in range(f.replicas)
+            ]
+            for f in plan.frontends
+        }
+        text = haproxy_config(plan, servers, docker_dns=True, bind="0.0.0.0", stats_port=STATS_PORT)  # noqa: S104 - in the container
+        image_user = (self.client.images.get(image).attrs.get("Config") or {}).get("User") or ""
+        for attempt in range(3):  # another process may take a free port first
+            published = {f"{STATS_PORT}/tcp": ("127.0.0.1", free_port())}
+            if plan.entry:
+                entry_port = plan.frontend(plan.entry).port  # type: ignore[union-attr]
+                published[f"{entry_port}/tcp"] = ("127.0.0.1", options.port or free_port())
+            kwargs: dict[str, Any] = {
+                "name": _container_name(config.name, BALANCER, 0, deployment_id),
+                "hostname": f"{BALANCER}-0",
+                "detach": True,
+                # The configuration travels in the environment, written to the container's own
+                # /tmp by a fixed command: nothing of the user's reaches the shell as code.
+                "command": [
+                    "sh",
+                    "-c",
+                    f'printf "%s\\n" "${CONFIG_ENV}" > /tmp/haproxy.cfg && exec haproxy -db -f /tmp/haproxy.cfg',
+                ],
+                "entrypoint": [],
+                "environment": {CONFIG_ENV: text, "AIARCH_DEPLOYMENT": deployment_id},
+                "labels": _labels(project, service=BALANCER, deployment=deployment_id, replica="0"),
+                "network": network_name,
+                "networking_config": {
+                    network_name: self.client.api.create_endpoint_config(aliases=[BALANCER, *(f.service for f in plan.frontends)])
+                },
+                "ports": published,
+                "cap_drop": ["ALL"],
+                "security_opt": ["no-new-privileges:true"],
+                "read_only": True,
+                "tmpfs": {"/tmp": "rw,nosuid,nodev,size=16m"},  # noqa: S108 - the container's own tmpfs
+                "pids_limit": 256,
+                "init": True,
+                "restart_policy": _restart_policy("on-failure:5"),
+            }
+            if image_user in ("", "0", "root", "0:0", "root:root"):
+                kwargs["user"] = NON_ROOT_USER
+            if options.cpus is not None:
+                kwargs["cpuset_cpus"] = format_cpus(options.cpus)
+            try:
+                container = self.client.containers.create(image, **kwargs)
+            except docker.errors.APIError as error:
+                raise AiarchError(f"cannot create the load balancer: {error.explanation or error}") from None
+            try:
+                container.start()
+                break
+            except docker.errors.APIError as error:
+                container.remove(force=True)
+                text_error = str(error.explanation or error)
+                taken = "port is already allocated" in text_error or "address already in use" in text_error
+                if taken and options.port and plan.entry:
+                    raise UserInputError(
+                        f"port {options.port} is already in use on 127.0.0.1",
+                        hint="choose another --port, or leave it out to get a free one",
+                    ) from None
+                if not taken or attempt == 2:
+                    raise AiarchError(f"cannot start the load balancer: {text_error}") from None
+        container.reload()
+        ports = container.attrs["NetworkSettings"]["Ports"]
+        stats = f"http://127.0.0.1:{ports[f'{STATS_PORT}/tcp'][0]['HostPort']}{STATS_PATH}"
+        entry_url = None
+        if plan.entry:
+            entry_port = plan.frontend(plan.entry).port  # type: ignore[union-attr]
+            entry_url = f"http://127.0.0.1:{ports[f'{entry_port}/tcp'][0]['HostPort']}"
+        info = BalancerInfo(
+            stats_url=stats,
+            frontends={f.service: f"{f.service}:{f.port}" for f in plan.frontends},
+            check_interval_ms=plan.check_interval_ms,
+            entry_url=entry_url,
+            image=image,
+        )
+        replica = Replica(
+            service=BALANCER,
+            index=0,
+            id=container.id or kwargs["name"],
+            name=f"{BALANCER}-0",
+            address=f"{BALANCER}:{STATS_PORT}",
+            url=stats,
+        )
+        return replica, container, info
+
+    def _wait_balancer(self, replica: Replica, container: Any, probe: Callable[[], str | None], options: UpOptions) -> None:
+        import docker
+
+        def exited() -> str | None:
+            try:
+                container.reload()
+            except docker.errors.NotFound:
+                return "disappeared"
+            state = container.attrs["State"]
+            if state["Status"] in ("exited", "dead") or state.get("Restarting"):
+                return f"exited with status {state['ExitCode']}"
+            return None
+
+        def log_tail() -> str:
+            try:
+                return container.logs(tail=20).decode(errors="replace").rstrip() or "(no output)"
+            except docker.errors.APIError:
+                return "(logs unavailable)"
+
+        wait_until_ready(
+            "the load balancer",
+            probe=probe,
+            exited=exited,
+            log_tail=log_tail,
+            timeout_s=options.ready_timeout_s,
+            hint=f"`aiarch up` removed what it started; the image must run HAProxy 2.x as `haproxy` ({BALANCER_IMAGE_ENV})",
+        )
 
     def _wait_ready(self, replica: Replica, container: Any, service: Service, options: UpOptions) -> None:
         import docker
@@ -487,7 +685,13 @@ class DockerRuntime:
         service = project.config.services.get(name)
         state = container.status
         endpoint, health, cpu, memory = "-", "-", None, None
-        if state == "running" and service is not None:
+        if state == "running" and name == BALANCER:
+            ports = container.attrs["NetworkSettings"]["Ports"].get(f"{STATS_PORT}/tcp") or []
+            if ports:
+                endpoint = f"http://127.0.0.1:{ports[0]['HostPort']}{STATS_PATH}"
+                health = "ready" if http_probe(endpoint) is None else "not ready"
+            cpu, memory = _usage(container.stats(stream=False))
+        elif state == "running" and service is not None:
             ports = container.attrs["NetworkSettings"]["Ports"].get(f"{service.port}/tcp") or []
             published = f"http://127.0.0.1:{ports[0]['HostPort']}" if ports else None
             endpoint = published or f"{name}:{service.port} (internal)"
@@ -629,6 +833,8 @@ class DockerFaultControl:
     def ready(self, replica: Replica) -> str | None:
         import docker
 
+        if replica.service == BALANCER:
+            return http_probe(replica.url) if replica.url else "the load balancer publishes no stats port"
         service = self.project.config.services[replica.service]
         try:
             container = self._container(replica)

@@ -17,8 +17,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,10 @@ from aiarch.processes import (
     pin_group,
     stop_group_members,
 )
+from aiarch.runtime.balancer import BALANCER, STATS_PATH, BalancerPlan, balancer_plan, haproxy_binary, haproxy_config, not_all_up
 from aiarch.runtime.base import (
     DEPLOYMENT_FILE,
+    BalancerInfo,
     Deployment,
     DownReport,
     Project,
@@ -231,41 +233,61 @@ class LocalRuntime:
         entry_name, _ = config.entrypoint
         if options.port is not None:
             check_port_free(options.port)
+        plan = balancer_plan(config, {name: options.replicas_of(name, s) for name, s in config.services.items()})
+        haproxy = haproxy_binary() if plan else None
         deployment_id = new_id()
         started: list[tuple[Replica, subprocess.Popen[bytes]]] = []
         urls: dict[str, list[str]] = {}
         started_at = time.monotonic()
+        balancer: BalancerInfo | None = None
+
+        def save_starting() -> None:
+            # Recorded before anything waits: `down` finds it whatever happens to us next.
+            replicas = [r for r, _ in started]
+            save_deployment(
+                project, starting_deployment(project, deployment_id, self.name, replicas, options=options, balancer=balancer)
+            )
+
         try:
+            # Each balanced replica's port is chosen now: the balancer, started first, lists them.
+            ports = (
+                {
+                    name: [free_port() for _ in range(options.replicas_of(name, config.services[name]))]
+                    for name in (f.service for f in plan.frontends)
+                }
+                if plan
+                else {}
+            )
+            if plan is not None and haproxy is not None:
+                reporter.step(f"starting the load balancer (HAProxy) for {', '.join(f.service for f in plan.frontends)}")
+                balancer = self._start_balancer(project, plan, haproxy, ports, deployment_id, started, options)
+                for frontend in plan.frontends:
+                    urls[frontend.service] = [f"http://{balancer.frontends[frontend.service]}"]
+                save_starting()
+                self._wait(project, started[-1], "the load balancer", partial(http_probe, balancer.stats_url), options, haproxy)
             for name in config.start_order():
                 service = config.services[name]
                 count = options.replicas_of(name, service)
                 reporter.step(f"starting {name} ({count} replica{'s' if count > 1 else ''}) as local processes")
                 for index in range(count):
-                    port = options.port if (name == entry_name and options.port and index == 0) else free_port()
+                    if name in ports:
+                        port = ports[name][index]
+                    else:
+                        port = options.port if (name == entry_name and options.port and index == 0) else free_port()
                     self._start(project, name, index, port, urls, deployment_id, started, options, memory_limits)
-                    urls.setdefault(name, []).append(f"http://{started[-1][0].address}")
-                    # Recorded before anything waits: `down` finds it whatever happens to us next.
-                    save_deployment(
-                        project, starting_deployment(project, deployment_id, self.name, [r for r, _ in started], options=options)
-                    )
-                for replica, process in started:
-                    if replica.service == name:
-                        reporter.step(f"waiting for {replica.name} to be ready")
-                        log = _log_path(project, name, replica.index)
-                        wait_until_ready(
-                            f"service {replica.name}",
-                            probe=partial(_readiness, replica, service),
-                            exited=partial(_exit_reason, process, _status_path(project, name, replica.index)),
-                            log_tail=partial(log_tail, log),
-                            timeout_s=options.ready_timeout_s,
-                            hint=(
-                                f"see {log}; the command ({' '.join(service.command)}) must listen on HOST and on "
-                                "the port in the PORT environment variable (the local runtime chooses a free port "
-                                "per replica; aiarch.yaml's `port` is the port in containers)"
-                            ),
-                        )
-                        pin_group(process.pid, options.cpus)  # what the command started meanwhile too
-            deployment = new_deployment(project, deployment_id, self.name, [r for r, _ in started], started_at, options=options)
+                    if name not in ports:
+                        urls.setdefault(name, []).append(f"http://{started[-1][0].address}")
+                    save_starting()
+                for pair in started:
+                    if pair[0].service == name:
+                        reporter.step(f"waiting for {pair[0].name} to be ready")
+                        self._wait(project, pair, f"service {pair[0].name}", partial(_readiness, pair[0], service), options)
+            if plan is not None and balancer is not None:
+                reporter.step("waiting for the load balancer to see every replica ready")
+                self._wait(project, started[0], "the load balancer", partial(not_all_up, balancer.stats_url, plan), options)
+            deployment = new_deployment(
+                project, deployment_id, self.name, [r for r, _ in started], started_at, options=options, balancer=balancer
+            )
             save_deployment(project, deployment)
             return deployment
         except BaseException:
@@ -276,6 +298,72 @@ class LocalRuntime:
                 _record_path(project, record).unlink(missing_ok=True)
             forget_deployment(project)
             raise
+
+    def _wait(
+        self,
+        project: Project,
+        pair: tuple[Replica, subprocess.Popen[bytes]],
+        what: str,
+        probe: Callable[[], str | None],
+        options: UpOptions,
+        command: str | None = None,
+    ) -> None:
+        """Wait until PROBE says ready, the replica's process exits, or the readiness timeout."""
+        replica, process = pair
+        log = _log_path(project, replica.service, replica.index)
+        service = project.config.services.get(replica.service)
+        shown = command or (" ".join(service.command) if service else replica.service)
+        wait_until_ready(
+            what,
+            probe=probe,
+            exited=partial(_exit_reason, process, _status_path(project, replica.service, replica.index)),
+            log_tail=partial(log_tail, log),
+            timeout_s=options.ready_timeout_s,
+            hint=(
+                f"see {log}; the command ({shown}) must listen on HOST and on the port in the PORT environment "
+                "variable (the local runtime chooses a free port per replica; aiarch.yaml's `port` is the port in "
+                "containers)"
+            ),
+        )
+        pin_group(process.pid, options.cpus)  # what the command started meanwhile too
+
+    def _start_balancer(
+        self,
+        project: Project,
+        plan: BalancerPlan,
+        haproxy: str,
+        ports: dict[str, list[int]],
+        deployment_id: str,
+        started: list[tuple[Replica, subprocess.Popen[bytes]]],
+        options: UpOptions,
+    ) -> BalancerInfo:
+        """HAProxy on 127.0.0.1, a frontend per balanced service (the entry's on --port when
+        given), supervised like the services (restarted on failure)."""
+        stats_port = free_port()
+        frontend_ports = {
+            f.service: options.port if (f.service == plan.entry and options.port) else free_port() for f in plan.frontends
+        }
+        servers = {
+            name: [(f"{name}-{index}", f"127.0.0.1:{port}") for index, port in enumerate(replica_ports)]
+            for name, replica_ports in ports.items()
+        }
+        text = haproxy_config(plan, servers, docker_dns=False, bind="127.0.0.1", stats_port=stats_port, ports=frontend_ports)
+        path = project.state_dir / BALANCER / "haproxy.cfg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        given = {DEPLOYMENT_ENV: deployment_id}
+        self._spawn(
+            project, BALANCER, 0, stats_port, [haproxy, "-db", "-f", str(path)], given, "on-failure:5", None, started, options
+        )
+        stats_url = f"http://127.0.0.1:{stats_port}{STATS_PATH}"
+        started[-1] = (replace(started[-1][0], url=stats_url), started[-1][1])
+        _save_record(project, ProcessRecord(deployment_id, BALANCER, 0, started[-1][0].id, order=len(started) - 1))
+        return BalancerInfo(
+            stats_url=stats_url,
+            frontends={name: f"127.0.0.1:{port}" for name, port in frontend_ports.items()},
+            check_interval_ms=plan.check_interval_ms,
+            entry_url=f"http://127.0.0.1:{frontend_ports[plan.entry]}" if plan.entry else None,
+        )
 
     def _start(
         self,
@@ -289,21 +377,8 @@ class LocalRuntime:
         options: UpOptions,
         memory_limits: bool,
     ) -> None:
-        """Start one replica in its own session, under its supervisor (which applies the restart
-        policy and, where it can, the memory limit), on the CPUs of OPTIONS (None: any), and
-        record it (STARTED, then its process file)."""
+        """Start one replica of service NAME (see `_spawn`)."""
         service = project.config.services[name]
-        status = _status_path(project, name, index)
-        status.parent.mkdir(parents=True, exist_ok=True)
-        status.unlink(missing_ok=True)
-        memory = service.resources.memory_bytes if memory_limits else None
-        # Its stop timeout is shorter than `down`'s SIGTERM-to-SIGKILL wait (10 s): it ends the
-        # service and removes its memory cgroup itself before `down` would SIGKILL it.
-        supervisor = [sys.executable, "-I", "-S", str(SUPERVISOR), "--restart", service.restart, "--status", str(status)]
-        supervisor += ["--stop-timeout", "8"]
-        if memory:
-            supervisor += ["--memory", str(memory)]
-        command = [*supervisor, "--", *(sys.executable if part == "python" else part for part in service.command)]
         given = {
             **service.environment,
             "HOST": "127.0.0.1",
@@ -312,13 +387,43 @@ class LocalRuntime:
             **{dependency_env(d): ",".join(urls[d]) for d in service.depends_on},
             **fault_environment(project.config, options),
         }
+        command = [sys.executable if part == "python" else part for part in service.command]
+        memory = service.resources.memory_bytes if memory_limits else None
+        self._spawn(project, name, index, port, command, given, service.restart, memory, started, options)
+        _save_record(project, ProcessRecord(deployment_id, name, index, started[-1][0].id, order=len(started) - 1))
+
+    def _spawn(
+        self,
+        project: Project,
+        name: str,
+        index: int,
+        port: int,
+        command: list[str],
+        given: dict[str, str],
+        restart: str,
+        memory: int | None,
+        started: list[tuple[Replica, subprocess.Popen[bytes]]],
+        options: UpOptions,
+    ) -> None:
+        """Start COMMAND in its own session, under its supervisor (which applies the RESTART
+        policy and, where it can, the MEMORY limit), on the CPUs of OPTIONS (None: any), with
+        GIVEN added to aiarch's environment; append it to STARTED."""
+        status = _status_path(project, name, index)
+        status.parent.mkdir(parents=True, exist_ok=True)
+        status.unlink(missing_ok=True)
+        # Its stop timeout is shorter than `down`'s SIGTERM-to-SIGKILL wait (10 s): it ends the
+        # service and removes its memory cgroup itself before `down` would SIGKILL it.
+        supervisor = [sys.executable, "-I", "-S", str(SUPERVISOR), "--restart", restart, "--status", str(status)]
+        supervisor += ["--stop-timeout", "8"]
+        if memory:
+            supervisor += ["--memory", str(memory)]
         environment = {**os.environ, **given}
         log = _log_path(project, name, index)
         log.parent.mkdir(parents=True, exist_ok=True)
         try:
             with log.open("wb") as stream:
                 process = subprocess.Popen(
-                    command,
+                    [*supervisor, "--", *command],
                     cwd=project.path,
                     env=environment,
                     stdout=stream,
@@ -343,7 +448,6 @@ class LocalRuntime:
             environment=recorded_environment(given),
         )
         started.append((replica, process))
-        _save_record(project, ProcessRecord(deployment_id, name, index, replica.id, order=len(started) - 1))
 
     def engine_info(self) -> dict[str, str]:
         return {"engine": "local processes", "python": sys.version.split()[0], "executable": sys.executable}
@@ -392,7 +496,10 @@ class LocalRuntime:
                 statuses.append(ReplicaStatus(replica.service, replica.name, "exited", "-", replica.address, None, None))
                 continue
             usage = sampler.sample()
-            ready = service is not None and _readiness(replica, service) is None
+            if replica.service == BALANCER and deployment.balancer is not None:
+                ready = http_probe(deployment.balancer.stats_url) is None
+            else:
+                ready = service is not None and _readiness(replica, service) is None
             supervised = read_status(_status_path(project, replica.service, replica.index))
             statuses.append(
                 ReplicaStatus(
@@ -502,6 +609,8 @@ class LocalFaultControl:
         self._signal(replica, signal.SIGCONT)
 
     def ready(self, replica: Replica) -> str | None:
+        if replica.service == BALANCER:
+            return http_probe(replica.url or f"http://{replica.address}{STATS_PATH}")
         return _readiness(replica, self.project.config.services[replica.service])
 
     def _status(self, replica: Replica) -> SupervisorStatus | None:

@@ -36,6 +36,7 @@ def test_microservices_cycle_with_two_inference_replicas(shop_projects, cleanup)
 
     report = status(project)
     assert [(r.service, r.state, r.health) for r in report.replicas] == [
+        ("balancer", "running", "ready"),  # in front of the two inference replicas
         ("inference", "running", "ready"),
         ("inference", "running", "ready"),
         ("gateway", "running", "ready"),
@@ -44,7 +45,7 @@ def test_microservices_cycle_with_two_inference_replicas(shop_projects, cleanup)
     assert any("Application startup complete" in line for line in logs(project, "inference", tail=5))
 
     removed = down(project).removed
-    assert len(removed) == 3
+    assert len(removed) == 4
     assert service_processes() == []
     assert not (project / ".aiarch" / DEPLOYMENT_FILE).exists()
     assert down(project).removed == ()

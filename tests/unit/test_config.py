@@ -46,7 +46,12 @@ def test_a_minimal_config_gets_defaults():
         ({**minimal(), "bench": {"duration": "soon"}}, "bench.duration: 'soon' is not a duration"),
         (minimal(replicas=True), "services.app.replicas: must be an integer"),
         (minimal(port=True), "services.app.port: must be an integer"),
-        (minimal(replicas=2), "services.app.replicas: the entry service runs one replica"),
+        (minimal(replicas=65), "services.app.replicas: must be <= 64"),
+        (
+            {**minimal(), "services": {"balancer": minimal()["services"]["app"]}},
+            "service name 'balancer' is reserved for the load balancer aiarch adds",
+        ),
+        ({**minimal(), "balancer": {"check_interval_ms": 10}}, "balancer.check_interval_ms: must be >= 100"),
     ],
 )
 def test_invalid_configs_name_the_field_path(document, expected):

@@ -358,7 +358,7 @@ def bench(
 
 
 experiment_app = typer.Typer(
-    help="Experiments that settle one claim each with measurements (fault isolation).",
+    help="Experiments that settle one claim each with measurements (fault isolation, independent scaling).",
     no_args_is_help=True,
 )
 app.add_typer(experiment_app, name="experiment")
@@ -449,6 +449,73 @@ def experiment_fault(
             problem for record, _ in results for run in (record.fault.runs if record.fault else []) for problem in run.problems()
         ):
             raise typer.Exit(1)
+
+
+@experiment_app.command("scale")
+def experiment_scale(
+    replicas: Annotated[str, typer.Option("--replicas", help="The replica counts to measure, e.g. 1,2,4.", metavar="N,N,...")],
+    project: Annotated[
+        list[Path] | None,
+        typer.Option("--project", "-p", help="Project folder(s), not up; repeatable (default: .).", file_okay=False),
+    ] = None,
+    service: Annotated[
+        str | None, typer.Option("--service", "-s", help="The service to scale (default: the service with role: model).")
+    ] = None,
+    runtime: Runtime = None,
+    slo: Annotated[
+        list[str] | None,
+        typer.Option("--slo", help="The objective of each capacity search (default: bench.slo).", metavar="p99=50ms"),
+    ] = None,
+    start_rate: Annotated[float | None, typer.Option("--start-rate", help="Each search's first rate (req/s).")] = None,
+    max_rate: Annotated[float | None, typer.Option("--max-rate", help="The highest rate tried (req/s).")] = None,
+    precision: Annotated[
+        str | None, typer.Option("--precision", help="Stop when the bracket is within this share of the rate, e.g. 10%.")
+    ] = None,
+    duration: Annotated[str | None, typer.Option("--duration", "-d", help="Measured time per step (default: 5s).")] = None,
+    warmup: Annotated[str | None, typer.Option("--warmup", help="Warm-up before each step (default: 2s).")] = None,
+    repeat: Annotated[int, typer.Option("--repeat", help="Capacity searches per point, for intervals over searches.", min=1)] = 1,
+    processes: Annotated[int, typer.Option("--processes", help="Load-generator processes (Locust workers).")] = 1,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Folder for the comparison's reports.", file_okay=False)
+    ] = None,
+) -> None:
+    """Capacity at the objective for each replica count of the model's service, then compared.
+
+    For each count, every project is deployed with the service at that count (a load balancer in
+    front of several replicas), their capacity searches run interleaved, and the deployments are
+    taken down. The comparison puts capacity against the reserved budget per architecture, with
+    throughput per vCPU and per GiB, speedup, efficiency and memory per replica. Exit codes: 0
+    done, 1 a deployment or search failed, 2 bad input (a project already up, an unknown
+    service, a sweep that does not parse), 130 interrupted (what was measured is kept).
+    """
+    with _user_errors():
+        from aiarch import terminal
+        from aiarch.bench import BenchOptions
+        from aiarch.compare import compare as run_compare
+        from aiarch.config import parse_duration_option, parse_share
+        from aiarch.experiments import CapacityOptions
+        from aiarch.experiments.scale import ScaleOptions, parse_sweep, scale_experiment
+
+        try:
+            share = None if precision is None else parse_share(precision)
+        except ValueError as error:
+            raise UserInputError(f"--precision: {error}") from None
+        options = ScaleOptions(replicas=parse_sweep(replicas), service=service, runtime=runtime)
+        searched = CapacityOptions(slo=tuple(slo or ()), start_rate=start_rate, max_rate=max_rate, precision=share)
+        bench_options = BenchOptions(
+            duration_s=parse_duration_option("--duration", duration),
+            warmup_s=parse_duration_option("--warmup", warmup),
+            repeat=repeat,
+            processes=processes,
+            arrivals="poisson",
+        )
+        projects = project or [Path(".")]
+        with terminal.progress("aiarch experiment scale") as reporter:
+            results = scale_experiment(
+                projects, bench_options, searched, options, reporter, reporter.bench_line, terminal.show_step
+            )
+        saved = [str(path) for _, path in results if path]
+        terminal.show_comparison(run_compare(saved, projects, output=output))
 
 
 @app.command()

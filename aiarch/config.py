@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, overload
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -129,6 +130,13 @@ def _environment_text(value: Any) -> Any:
 EnvironmentVariables = Annotated[dict[str, str], BeforeValidator(_environment_text)]
 
 
+def _http_path(value: str) -> str:
+    # Sent as it is by probes and the load balancer's checks: no space, '#' or control character.
+    if not re.fullmatch(r"/[!-~]*", value) or "#" in value:
+        raise ValueError(f"{value!r} must start with / and hold no space, '#' or control character (e.g. /readyz)")
+    return value
+
+
 def _restart_policy(value: Any) -> str:
     from aiarch.supervisor import parse_restart
 
@@ -147,8 +155,8 @@ class Service(_Model):
     # interpreter. The Docker runtime uses the image's own CMD.
     command: list[str] = Field(min_length=1)
     port: int = Field(ge=1, le=65535, strict=True)  # where it listens in a container (env PORT)
-    health_path: str = Field(default="/healthz", pattern=r"^/")
-    readiness_path: str = Field(default="/readyz", pattern=r"^/")
+    health_path: Annotated[str, AfterValidator(_http_path)] = "/healthz"
+    readiness_path: Annotated[str, AfterValidator(_http_path)] = "/readyz"
     entrypoint: bool = False
     replicas: int = Field(default=1, ge=1, le=64, strict=True)
     resources: Resources = Field(default_factory=Resources)

@@ -269,6 +269,18 @@ class FaultSettings(_Model):
     fine_window_s: float = 0.1
 
 
+class ScaleSettings(_Model):
+    """One point of `aiarch experiment scale`: a capacity search with SERVICE at REPLICAS (the
+    other services as aiarch.yaml says), one of the experiment's SWEEP of counts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    experiment: str  # shared by every record of one experiment
+    service: str
+    replicas: int
+    sweep: tuple[int, ...]
+
+
 class BenchPlan(_Model):
     """What a bench runs: every load point, for how long, how often, judged how. For a capacity
     search, the loads are the steps run so far and duration_s each step's minimum measured time."""
@@ -286,6 +298,7 @@ class BenchPlan(_Model):
     seed: int = 0
     capacity: CapacitySettings | None = None
     fault: FaultSettings | None = None
+    scale: ScaleSettings | None = None
 
     @property
     def total_s(self) -> float:
@@ -716,7 +729,8 @@ def parse_run(document: Any, source: str) -> RunRecord:
         if schema == "aiarch.run/1":
             document = _upgrade_v1(document)
         # /2 -> /3 -> /4 -> /5 -> /6 only added fields (placement, spread, event-loop lag; capacity;
-        # fault experiments; the load balancer's per-replica counts) that older records lack.
+        # fault experiments; the load balancer's per-replica counts, scaling experiments) that
+        # older records lack.
         document = {**document, "schema": SCHEMA}
         return RunRecord.model_validate(document)
     except (ValidationError, ValueError, TypeError, AttributeError) as error:

@@ -484,7 +484,7 @@ def show_comparison(comparison: Comparison) -> None:
     out.print(table)
     baseline = comparison.baseline
     for run in comparison.runs:
-        if run is baseline:
+        if run is baseline or comparison.scaling is not None:  # a scaling curve's points are not rivals
             continue
         differences = Table(
             title=f"{escape(run.label)} against the baseline {escape(baseline.label)} "
@@ -515,6 +515,7 @@ def show_comparison(comparison: Comparison) -> None:
             )
         out.print(differences)
     _show_capacity_comparison(comparison)
+    _show_scaling(comparison)
     _show_fault_comparison(comparison)
     _show_costs(comparison)
     scorecard = Table(title="Scorecard of the claims", title_justify="left", box=box.SIMPLE_HEAD)
@@ -529,6 +530,15 @@ def show_comparison(comparison: Comparison) -> None:
     colour = "red" if comparison.named_no_verdict else "green"
     out.print(f"[bold {colour}]Verdict:[/] {escape(comparison.verdict)}", soft_wrap=True)
     out.print(f"Report: {escape(str(comparison.report_dir))} (report.html, report.md, report.json)")
+
+
+def _show_scaling(comparison: Comparison) -> None:
+    if comparison.scaling is None:
+        return
+    from aiarch.compare.scaling import SCALE_HEADER, scale_rows
+
+    _rows_table("Scaling: capacity against the reserved budget", SCALE_HEADER, scale_rows(comparison.scaling))
+    out.print(f"  {escape(comparison.scaling.gpu_note)}")
 
 
 def _rows_table(title: str, header: list[str], rows: list[list[str]]) -> None:

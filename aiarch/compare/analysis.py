@@ -21,7 +21,7 @@ MIN_REQUESTS_PER_ENDPOINT = 20  # fewer, and an endpoint's interval says nothing
 # The article's claims that need experiments aiarch does not run yet, and the command that will.
 NOT_MEASURED_YET = (
     ("Fault isolation: a model crash leaves the catalog up", "aiarch experiment fault on each, then compare those runs"),
-    ("Independent scaling of the model service", "aiarch experiment scaling --sweep replicas=1,2,4 (planned)"),
+    ("Independent scaling of the model service", "aiarch experiment scale --replicas 1,2,4 -p MONOLITH -p MICROSERVICES"),
     ("Independent, faster model redeploys", "aiarch experiment redeploy (planned)"),
 )
 

@@ -5,14 +5,16 @@ million requests: the headline of a comparison when the runs are capacity search
     capacity_difference(base, candidate)             # a Difference in req/s, with its unit
 
 The budget a deployment reserves is what its aiarch.yaml asks for, as it ran: each service's CPU
-quota times its replicas, but no more CPUs than the CPU set the services were pinned to (a quota
-of 2 on one pinned CPU buys one); memory limits times replicas; GPUs. Where a service has no
+quota times its replicas (as many as ran), but no more CPUs than the CPU set the services were
+pinned to (a quota of 2 on one pinned CPU buys one); memory limits times replicas; GPUs. The load
+balancer in front of replicated services has no limits: its measured mean CPU and peak memory count. Where a service has no
 limit, the measured peak stands in for it, and the figure says so.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,7 @@ from aiarch.compare.prices import Cost, PriceSheet, Resources, cost
 from aiarch.compare.selection import Run
 from aiarch.compare.stats import MIN_TRIALS, Difference, welch_log_difference
 from aiarch.run_record import Point, RunRecord, Trial
+from aiarch.runtime.balancer import BALANCER
 
 GIB = 1024**3
 
@@ -54,19 +57,29 @@ def reserved_budget(record: RunRecord, measured: Trial | None) -> Budget:
     memory = 0.0
     gpus = 0.0
     used = measured.resources_summary if measured else {}
+    # The replicas that ran (`up --replicas` overrides aiarch.yaml), the load balancer included.
+    ran = Counter(replica.service for replica in record.deployment.replicas)
     for name, service in record.config.services.items():
+        replicas = ran.get(name) or service.replicas
         if service.resources.cpus is None:
             unlimited_cpu.append(name)
         else:
-            quota += service.resources.cpus * service.replicas
+            quota += service.resources.cpus * replicas
         limit = service.resources.memory_bytes
         if limit is None:
             peak = used.get(name)
             memory += (peak.memory_bytes_peak if peak else 0) / GIB
             notes.append(f"{name}: no memory limit, its measured peak counted")
         else:
-            memory += limit * service.replicas / GIB
-        gpus += service.gpus * service.replicas
+            memory += limit * replicas / GIB
+        gpus += service.gpus * replicas
+    if ran.get(BALANCER):
+        # No quota of its own: what it measurably used, not every CPU (which would hide the
+        # services' quotas behind it).
+        usage = used.get(BALANCER)
+        quota += (usage.cpu_percent_mean if usage else 0.0) / 100.0
+        memory += (usage.memory_bytes_peak if usage else 0) / GIB
+        notes.append(f"{BALANCER}: no limits, its measured mean CPU and peak memory counted")
     placement = record.placement
     pinned: set[int] | None = None
     if placement is not None and all(cpus is not None for cpus in placement.service_cpus.values()):

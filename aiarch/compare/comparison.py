@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from aiarch.compare.analysis import (
+    NOT_MEASURED_YET,
     ClaimCard,
     Differences,
     RunFigures,
@@ -31,12 +32,13 @@ from aiarch.compare.capacity import (
 )
 from aiarch.compare.faults import FaultFigures, fault_figures, fault_verdict
 from aiarch.compare.prices import PriceSheet, load_prices
+from aiarch.compare.scaling import ScalingFigures, is_scaling, scaling_card, scaling_figures
 from aiarch.compare.selection import Run, differences_besides_architecture, pick_points, resolve_runs
 from aiarch.compare.stats import Difference
 from aiarch.errors import UserInputError
 from aiarch.ids import new_id
 
-COMPARISON_SCHEMA = "aiarch.comparison/4"
+COMPARISON_SCHEMA = "aiarch.comparison/5"
 
 
 @dataclass
@@ -57,6 +59,8 @@ class Comparison:
     # Fault experiments: each run's figures per endpoint (run id ->), and whether the verdict names a result.
     faults: dict[str, FaultFigures] = field(default_factory=dict)
     faults_named: bool = True
+    # A scaling experiment (every run a capacity search at one replica count): capacity against budget.
+    scaling: ScalingFigures | None = None
     report_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
 
@@ -68,6 +72,8 @@ class Comparison:
     def named_no_verdict(self) -> bool:
         """True when no winner is named: a run is invalid, or a side has one trial (its intervals
         leave out run-to-run drift)."""
+        if self.scaling is not None:
+            return any(not run.record.valid for run in self.runs) or not self.capacity_named
         if self.capacity:
             return any(not run.valid for run in self.runs) or not self.capacity_named
         if self.faults:
@@ -105,6 +111,7 @@ class Comparison:
             }
             or None,
             "faults": {run_id: f.to_json() for run_id, f in self.faults.items()} or None,
+            "scaling": self.scaling.to_json() if self.scaling else None,
             "plots": plots or [],
         }
 
@@ -145,11 +152,14 @@ def compare(
         chosen = matching[0]
     flags = differences_besides_architecture(runs)
     capacity: dict[str, CapacityFigures] = {}
+    scaling_of: ScalingFigures | None = None
     if searched:
         capacity = {run.id: capacity_figures(run, sheet) for run in runs}  # before the steps are merged
         objectives = {figures.objective for figures in capacity.values()}
         if len(objectives) > 1:
             flags.append("different objectives: " + "; ".join(f"{run.label}: {capacity[run.id].objective}" for run in runs))
+        if is_scaling(runs):  # each record's own step indexes, before the steps are merged
+            scaling_of = scaling_figures(runs, capacity)
         pick_common_step(runs, flags)
     elif faulted:
         for run in runs:  # each fault run's trial, as trials of one point (in memory only)
@@ -166,8 +176,10 @@ def compare(
                 f"run {run.id} measured no request at {run.point.load_description}", hint="pick another run from `aiarch runs`"
             )
     table = [figures(run) for run in runs]
-    differences = {run.id: differences_against(chosen, run, seed) for run in runs if run is not chosen}
-    cards = scorecard(chosen, runs, table, differences)
+    scaling = scaling_of is not None
+    # A scaling experiment's runs are points of curves: not each against the baseline.
+    differences = {} if scaling else {run.id: differences_against(chosen, run, seed) for run in runs if run is not chosen}
+    cards = [] if scaling else scorecard(chosen, runs, table, differences)
     if capacity:
         costs = {run_id: figures.cost for run_id, figures in capacity.items() if figures.cost}
     elif faulted:
@@ -178,9 +190,23 @@ def compare(
             kind = f"measured throughput ({run.point.load_description}; not a capacity)"
             costs[run.id] = cost_figures(run.record, run.point.trials[-1], row.total.throughput_rps, kind, sheet)
     comparison = Comparison(
-        runs, chosen, table, differences, flags, cards, verdict(chosen, runs, differences, flags), sheet, costs, capacity
+        runs,
+        chosen,
+        table,
+        differences,
+        flags,
+        cards,
+        "" if scaling else verdict(chosen, runs, differences, flags),
+        sheet,
+        costs,
+        capacity,
     )
     comparison.faults = {run.id: fault_figures(run.record) for run in faulted}
+    if scaling_of is not None:
+        comparison.scaling = scaling_of
+        experiments = {run.record.plan.scale.experiment for run in runs if run.record.plan.scale}
+        if len(experiments) > 1:
+            comparison.flags.append(f"runs of {len(experiments)} scaling experiments: their points are drawn as one curve")
     _headline(comparison)
     if output is None:
         project_dir = Path(runs[0].record.deployment.project_dir)
@@ -198,7 +224,10 @@ def compare(
 
 def _headline(comparison: Comparison) -> None:
     """Capacity (when the runs are searches) and cost lead the scorecard; with capacity, the
-    verdict is capacity at the objective."""
+    verdict is capacity at the objective (for a scaling experiment: at the same budget)."""
+    if comparison.scaling is not None:
+        _scaling_headline(comparison, comparison.scaling)
+        return
     base, runs = comparison.baseline, comparison.runs
     reason_blocked = blocked(runs)
     cards: list[ClaimCard] = []
@@ -285,3 +314,64 @@ def _headline(comparison: Comparison) -> None:
         if comparison.flags and not reason_blocked:
             text += f" (caution: {len(comparison.flags)} difference(s) between the runs besides the architecture)"
         comparison.verdict = text
+
+
+SCALING_CLAIM = "Independent scaling of the model service"
+
+
+def _scaling_headline(comparison: Comparison, figures: ScalingFigures) -> None:
+    """A scaling experiment's runs are points of each architecture's curve, not rivals one by one:
+    the scaling card compares the architectures at the same budget; the memory card, what each
+    replica of the scaled service holds."""
+    # The searches' records decide (a step that failed is how a search finds its capacity; the
+    # step latency is compared at is not the figure here).
+    invalid = [run for run in comparison.runs if not run.record.valid]
+    reason_blocked = (
+        "no verdict: " + "; ".join(f"{run.label} is invalid ({'; '.join(run.record.reasons)})" for run in invalid)
+        if invalid
+        else None
+    )
+    base_arch = comparison.baseline.record.architecture
+    others = list(dict.fromkeys(run.record.architecture for run in comparison.runs if run.record.architecture != base_arch))
+    cards: list[ClaimCard] = []
+    sentences: list[str] = []
+    named = True
+    for arch in others:
+        who = f"{arch} vs {base_arch}"
+        figure, sentence, names = scaling_card(figures, base_arch, arch, comparison.capacity)
+        named = named and names
+        sentences.append(f"{who}: {sentence}")
+        cards.append(
+            ClaimCard(
+                SCALING_CLAIM, who, figure, reason_blocked or sentence, "no verdict" if reason_blocked or not names else "verdict"
+            )
+        )
+        memory = [
+            f"{p.architecture}: each {p.service} replica {p.replica_memory_mib:,.0f} MiB"
+            for p in (figures.of(base_arch)[-1:] + figures.of(arch)[-1:])
+            if p.replica_memory_mib
+        ]
+        if memory:
+            cards.append(
+                ClaimCard(
+                    "Scaling the model scales only what holds it",
+                    who,
+                    "memory per replica of the scaled service: " + "; ".join(memory),
+                    "each added replica costs this much memory",
+                    "verdict",
+                )
+            )
+    cards.append(
+        ClaimCard("GPU placement: the model alone on the expensive hardware", "-", "-", figures.gpu_note, "not measured")
+    )
+    cards += [
+        ClaimCard(claim, "-", "-", f"not measured in a scaling experiment: {command}", "not measured")
+        for claim, command in NOT_MEASURED_YET
+        if claim != SCALING_CLAIM
+    ]
+    comparison.scorecard = cards
+    comparison.capacity_named = named
+    text = reason_blocked or "; ".join(sentences) or "one architecture only: nothing to compare at the same budget"
+    if comparison.flags and not reason_blocked:
+        text += f" (caution: {len(comparison.flags)} difference(s) between the runs besides the architecture)"
+    comparison.verdict = text

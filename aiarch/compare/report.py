@@ -13,6 +13,7 @@ import numpy as np
 
 from aiarch.compare.analysis import RunFigures, trial_latencies
 from aiarch.compare.faults import FAULT_HEADER
+from aiarch.compare.scaling import SCALE_HEADER, scale_rows
 from aiarch.compare.selection import Run
 from aiarch.compare.stats import Difference
 from aiarch.state import write_json_atomic
@@ -84,6 +85,8 @@ def plots(comparison: Comparison) -> dict[str, tuple[str, str]]:
         done(
             "fault-timeline", "Fault timeline: each endpoint's successful share (100 ms windows)", _fault_plot(comparison, pyplot)
         )
+    if comparison.scaling is not None:
+        done("scaling", "Scaling: capacity at the objective against the reserved budget", _scaling_plot(comparison, pyplot))
     if comparison.capacity:
         done("capacity", "Capacity search: latency against offered rate", _capacity_plot(comparison, new))
     elif any(len(run.record.points) > 1 for run in comparison.runs):
@@ -157,6 +160,31 @@ def _capacity_plot(comparison: Comparison, new: Callable[[str], tuple[Figure, Ax
     axes.set_ylabel(f"{name} (ms, log scale)")
     axes.legend(fontsize=7)
     return figure
+
+
+def _scaling_plot(comparison: Comparison, pyplot: Any) -> Figure:
+    """Each architecture's capacity against its reserved vCPUs and GiB, a point per replica count."""
+    assert comparison.scaling is not None
+    figure, (left, right) = pyplot.subplots(1, 2, figsize=(10, 3.6))
+    architectures = list(dict.fromkeys(p.architecture for p in comparison.scaling.points))
+    for index, arch in enumerate(architectures):
+        points = [p for p in comparison.scaling.of(arch) if p.capacity_rps]
+        for axes, budget in ((left, "vcpus"), (right, "memory_gib")):
+            xs = [getattr(p, budget) or np.nan for p in points]
+            axes.plot(xs, [p.capacity_rps for p in points], marker="o", color=f"C{index}", label=arch)
+            for p, x in zip(points, xs, strict=True):
+                axes.annotate(
+                    f"{p.service} x{p.replicas}", (x, p.capacity_rps), textcoords="offset points", xytext=(4, 4), fontsize=7
+                )
+    left.set_xlabel("reserved vCPU")
+    right.set_xlabel("reserved memory (GiB)")
+    for axes in (left, right):
+        axes.set_ylabel("capacity (req/s)")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    chart: Figure = figure
+    return chart
 
 
 def _fault_plot(comparison: Comparison, pyplot: Any) -> Figure:
@@ -397,13 +425,18 @@ def _markdown(comparison: Comparison) -> str:
         lines += ["**Flags** (differences besides the architecture):", *[f"- {flag}" for flag in comparison.flags], ""]
     lines += ["## Side by side", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("\n", "<br>") for cell in [row.label, *row.cells]) + " |" for row in rows]
-    lines += ["", f"## Differences against the baseline ({comparison.baseline.id}), 95% CI", ""]
-    lines += [f"Replication, {line}" for line in replication_lines(comparison)] + [""]
-    lines += ["| " + " | ".join(DIFFERENCE_HEADER) + " |", "|" + "---|" * len(DIFFERENCE_HEADER)]
-    lines += ["| " + " | ".join(row.cells()) + " |" for row in difference_rows(comparison)]
+    if comparison.differences:
+        lines += ["", f"## Differences against the baseline ({comparison.baseline.id}), 95% CI", ""]
+        lines += [f"Replication, {line}" for line in replication_lines(comparison)] + [""]
+        lines += ["| " + " | ".join(DIFFERENCE_HEADER) + " |", "|" + "---|" * len(DIFFERENCE_HEADER)]
+        lines += ["| " + " | ".join(row.cells()) + " |" for row in difference_rows(comparison)]
     if comparison.capacity:
         lines += ["", "## Capacity at the objective", "", "| " + " | ".join(CAPACITY_HEADER) + " |"]
         lines += ["|" + "---|" * len(CAPACITY_HEADER), *["| " + " | ".join(row) + " |" for row in capacity_rows(comparison)]]
+    if comparison.scaling is not None:
+        lines += ["", "## Scaling: capacity against the reserved budget", "", comparison.scaling.gpu_note, ""]
+        lines += ["| " + " | ".join(SCALE_HEADER) + " |", "|" + "---|" * len(SCALE_HEADER)]
+        lines += ["| " + " | ".join(row) + " |" for row in scale_rows(comparison.scaling)]
     if comparison.faults:
         lines += ["", "## Fault isolation (means over runs, 95% CI with 2 or more)", "", *fault_notes(comparison), ""]
         lines += ["| " + " | ".join(FAULT_HEADER) + " |", "|" + "---|" * len(FAULT_HEADER)]
@@ -458,10 +491,13 @@ figcaption {{ font-weight: 600; margin-bottom: 0.3rem; }}
 <p class="verdict" id="verdict">{html.escape(comparison.verdict)}</p>
 {f'<div class="flags"><p>Differences between the runs besides the architecture:</p><ul>{flags}</ul></div>' if flags else ""}
 <h2>Side by side</h2>{table(header, [[row.label, *row.cells] for row in rows])}
-<h2>Differences against the baseline ({html.escape(comparison.baseline.id)}), 95% CI</h2>
+{f"<h2>Differences against the baseline ({html.escape(comparison.baseline.id)}), 95% CI</h2>" if comparison.differences else ""}
 {"".join(f'<p class="replication">Replication, {html.escape(line)}</p>' for line in replication_lines(comparison))}
-{table(DIFFERENCE_HEADER, [row.cells() for row in difference_rows(comparison)])}
+{table(DIFFERENCE_HEADER, [row.cells() for row in difference_rows(comparison)]) if comparison.differences else ""}
 {f"<h2>Capacity at the objective</h2>{table(CAPACITY_HEADER, capacity_rows(comparison))}" if comparison.capacity else ""}
+{"<h2>Scaling: capacity against the reserved budget</h2>" if comparison.scaling else ""}
+{f"<p>{html.escape(comparison.scaling.gpu_note)}</p>" if comparison.scaling else ""}
+{table(SCALE_HEADER, scale_rows(comparison.scaling)) if comparison.scaling else ""}
 {"<h2>Fault isolation (means over runs, 95% CI with 2 or more)</h2>" if comparison.faults else ""}
 {"".join(f"<p>{html.escape(note)}</p>" for note in fault_notes(comparison)) if comparison.faults else ""}
 {table(FAULT_HEADER, fault_table(comparison)) if comparison.faults else ""}

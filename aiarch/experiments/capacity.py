@@ -336,9 +336,11 @@ def bench_capacity(
     capacity: CapacityOptions,
     on_progress: Callable[[LiveView], None] = lambda view: None,
     on_step: Callable[[StepView], None] = lambda view: None,
+    adjust: Callable[[_Session], None] = lambda session: None,
 ) -> list[tuple[RunRecord, Path | None]]:
     """Search each project's capacity at the objective (options.repeat searches each, their steps
-    interleaved across projects); one record per project, every step in it."""
+    interleaved across projects); one record per project, every step in it. ADJUST gets each
+    session once it is planned, before any load (an experiment adds its part of the plan)."""
     check_flags(capacity, options)
     # Each session plans one open-loop point at the start rate; the steps replace it.
     settings_of: dict[int, CapacitySettings] = {}
@@ -363,6 +365,7 @@ def bench_capacity(
         session.record.plan = step_plan
         session.record.capacity = Capacity(objective=settings.objective)
         settings_of[id(session)] = settings
+        adjust(session)
 
     def drive(sessions: list[_Session], scratch: Path) -> None:
         started = time.monotonic()

@@ -11,10 +11,11 @@ real requests to it failed), and HAProxy's stats page gives each replica's reque
 counts, which aiarch records per trial; bench/balancer.py measures both balancers' cost per
 request side by side.
 
-- Health: each replica's readiness path every `balancer.check_interval_ms` (500); two failed
-  checks take it out, one passed check puts it back.
-- A connection refused by a replica (killed, restarting) is sent to another one (`option
-  redispatch`, `retries 2`): only the requests that were in flight on it fail.
+- Health: each replica's readiness path every `balancer.check_interval_ms` (500); three failed
+  checks take it out (a check may take CHECK_TIMEOUT_MS: a saturated replica answers late, and
+  is not dead), one passed check puts it back.
+- A connection refused by a replica (killed, restarting) is sent to another one at once (`option
+  redispatch 1`, `retries 2`): only the requests that were in flight on it fail.
 - Round robin over the replicas that pass their checks; keep-alive on both sides.
 - Dependents reach a balanced dependency through the balancer: on Docker the balancer holds the
   service's name on the network (its replicas answer to their container names), on the local
@@ -36,11 +37,14 @@ from aiarch.config import ProjectConfig
 from aiarch.errors import UserInputError
 
 BALANCER = "balancer"  # its service name in deployments and records; reserved in aiarch.yaml
+STATS_PROXY = "aiarch_stats"  # no service name holds an underscore
 STATS_PATH = "/stats"
 STATS_PORT = 8404  # inside its container
 DEFAULT_IMAGE = "haproxy:2.6"  # the official image; AIARCH_BALANCER_IMAGE or images.balancer override it
 BALANCER_IMAGE_ENV = "AIARCH_BALANCER_IMAGE"
 CONFIG_ENV = "AIARCH_HAPROXY_CONFIG"  # how its configuration reaches a container
+CHECK_TIMEOUT_MS = 2000  # a readiness check slower than this fails
+FALL = 3  # failed checks in a row that take a replica out
 
 
 @dataclass(frozen=True)
@@ -71,11 +75,12 @@ def balancer_plan(config: ProjectConfig, replicas: Mapping[str, int]) -> Balance
         return None
     used: set[int] = {STATS_PORT}
     frontends = []
+    spare = 10000
     for name in balanced:
         service = config.services[name]
         port = service.port
         while port in used:  # two balanced services listening on the same container port
-            port = 10000 + len(used)
+            port, spare = spare, spare + 1
         used.add(port)
         frontends.append(Frontend(name, port, service.readiness_path, replicas.get(name, service.replicas)))
     entry, _ = config.entrypoint
@@ -107,8 +112,8 @@ def haproxy_config(
         "    timeout client 60s",
         "    timeout server 60s",
         "    timeout http-keep-alive 60s",
-        f"    timeout check {max(interval, 250)}ms",
-        "    option redispatch",
+        f"    timeout check {max(interval, CHECK_TIMEOUT_MS)}ms",
+        "    option redispatch 1",
         "    retries 2",
         "",
     ]
@@ -121,7 +126,7 @@ def haproxy_config(
             "",
         ]
     lines += [
-        "frontend stats",
+        f"frontend {STATS_PROXY}",
         f"    bind {bind}:{stats_port}",
         "    stats enable",
         f"    stats uri {STATS_PATH}",
@@ -140,8 +145,10 @@ def haproxy_config(
             "    option httpchk",
             f"    http-check send meth GET uri {frontend.check_path}",
             "    http-check expect status 200",
-            f"    default-server inter {interval}ms fastinter {interval}ms downinter {interval}ms fall 2 rise 1"
-            + (" resolvers docker init-addr last,libc,none" if docker_dns else ""),
+            f"    default-server inter {interval}ms fastinter {interval}ms downinter {interval}ms fall {FALL} rise 1"
+            # Docker: the engine's DNS gives each container's address once it runs, and again
+            # after a restart; none at start (a lookup of a name not yet there may go upstream).
+            + (" resolvers docker init-addr none" if docker_dns else ""),
         ]
         lines += [f"    server {name} {address} check" for name, address in servers[frontend.service]]
         lines.append("")
@@ -173,7 +180,7 @@ def parse_stats(text: str) -> list[ServerCounts]:
     rows = csv.DictReader(io.StringIO(text.removeprefix("# ")))
     counts = []
     for row in rows:
-        if row.get("svname") in ("FRONTEND", "BACKEND", None) or row.get("pxname") == "stats":
+        if row.get("svname") in ("FRONTEND", "BACKEND", None) or row.get("pxname") == STATS_PROXY:
             continue
 
         def number(key: str, row: dict[str, str] = row) -> int:

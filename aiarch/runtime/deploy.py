@@ -14,6 +14,7 @@ from aiarch import placement
 from aiarch.config import ProjectConfig
 from aiarch.errors import UserInputError
 from aiarch.placement import CpuSpec
+from aiarch.runtime.balancer import BALANCER
 from aiarch.runtime.base import (
     Deployment,
     DownReport,
@@ -193,8 +194,8 @@ def status(project_dir: Path) -> StatusReport:
 def logs(project_dir: Path, service: str, tail: int | None = None, follow: bool = False) -> Iterator[str]:
     """SERVICE's log lines (every replica, prefixed when there are several); FOLLOW keeps going."""
     project = Project.load(project_dir)
-    if service not in project.config.services:
-        raise UserInputError(f"unknown service {service!r}; services: {', '.join(project.config.services)}")
+    if service not in project.config.services and service != BALANCER:
+        raise UserInputError(f"unknown service {service!r}; services: {', '.join(project.config.services)} (and {BALANCER})")
     if tail is not None and tail < 0:
         raise UserInputError("--tail must be >= 0")
     runtime = _runtime_of(project)

@@ -52,6 +52,7 @@ from aiarch.runtime.base import (
     forget_deployment,
     free_port,
     http_probe,
+    load_deployment,
     new_deployment,
     save_deployment,
     starting_deployment,
@@ -195,7 +196,6 @@ class DockerRuntime:
         for name in config.start_order():
             _build_of(name, config.services[name])  # every image can be built, before any is
         plan = balancer_plan(config, {name: options.replicas_of(name, s) for name, s in config.services.items()})
-        balancer_image = self._balancer_image(project, reporter) if plan else None
         if options.port is not None:
             check_port_free(options.port)
         check_fault_switch(config, options)
@@ -204,6 +204,7 @@ class DockerRuntime:
                 f"{config.name} is already up on Docker (or left over from a crashed run)",
                 hint="run `aiarch down` first",
             )
+        balancer_image = self._balancer_image(project, reporter) if plan else None
         deployment_id = new_id()
         network_name = f"aiarch-{config.name}-{deployment_id}"
         recorded = False
@@ -677,10 +678,15 @@ class DockerRuntime:
 
     def status(self, project: Project) -> list[ReplicaStatus]:
         containers = self._containers(project)
+        try:
+            deployment = load_deployment(project)
+        except AiarchError:
+            deployment = None
+        balanced = set(deployment.balancer.frontends) if deployment and deployment.balancer else set()
         with ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(lambda c: self._status_of(project, c), containers))
+            return list(pool.map(lambda c: self._status_of(project, c, balanced), containers))
 
-    def _status_of(self, project: Project, container: Any) -> ReplicaStatus:
+    def _status_of(self, project: Project, container: Any, balanced: set[str] | None = None) -> ReplicaStatus:
         name = container.labels.get(f"{LABEL}.service", "?")
         service = project.config.services.get(name)
         state = container.status
@@ -694,7 +700,8 @@ class DockerRuntime:
         elif state == "running" and service is not None:
             ports = container.attrs["NetworkSettings"]["Ports"].get(f"{service.port}/tcp") or []
             published = f"http://127.0.0.1:{ports[0]['HostPort']}" if ports else None
-            endpoint = published or f"{name}:{service.port} (internal)"
+            # A balanced service's name is the balancer's; its replicas answer to their container names.
+            endpoint = published or f"{container.name if name in (balanced or ()) else name}:{service.port} (internal)"
             health = "ready" if _readiness(container, service, published) is None else "not ready"
             cpu, memory = _usage(container.stats(stream=False))
         replica = f"{name}-{container.labels.get(f'{LABEL}.replica', '?')}"

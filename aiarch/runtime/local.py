@@ -240,6 +240,14 @@ class LocalRuntime:
         urls: dict[str, list[str]] = {}
         started_at = time.monotonic()
         balancer: BalancerInfo | None = None
+        taken = {options.port} if options.port else set()
+
+        def next_port() -> int:
+            # Free now, and not handed out before in this `up` (nothing holds them until they bind).
+            while (port := free_port()) in taken:
+                pass
+            taken.add(port)
+            return port
 
         def save_starting() -> None:
             # Recorded before anything waits: `down` finds it whatever happens to us next.
@@ -252,7 +260,7 @@ class LocalRuntime:
             # Each balanced replica's port is chosen now: the balancer, started first, lists them.
             ports = (
                 {
-                    name: [free_port() for _ in range(options.replicas_of(name, config.services[name]))]
+                    name: [next_port() for _ in range(options.replicas_of(name, config.services[name]))]
                     for name in (f.service for f in plan.frontends)
                 }
                 if plan
@@ -260,7 +268,7 @@ class LocalRuntime:
             )
             if plan is not None and haproxy is not None:
                 reporter.step(f"starting the load balancer (HAProxy) for {', '.join(f.service for f in plan.frontends)}")
-                balancer = self._start_balancer(project, plan, haproxy, ports, deployment_id, started, options)
+                balancer = self._start_balancer(project, plan, haproxy, ports, deployment_id, started, options, next_port)
                 for frontend in plan.frontends:
                     urls[frontend.service] = [f"http://{balancer.frontends[frontend.service]}"]
                 save_starting()
@@ -273,7 +281,7 @@ class LocalRuntime:
                     if name in ports:
                         port = ports[name][index]
                     else:
-                        port = options.port if (name == entry_name and options.port and index == 0) else free_port()
+                        port = options.port if (name == entry_name and options.port and index == 0) else next_port()
                     self._start(project, name, index, port, urls, deployment_id, started, options, memory_limits)
                     if name not in ports:
                         urls.setdefault(name, []).append(f"http://{started[-1][0].address}")
@@ -284,7 +292,9 @@ class LocalRuntime:
                         self._wait(project, pair, f"service {pair[0].name}", partial(_readiness, pair[0], service), options)
             if plan is not None and balancer is not None:
                 reporter.step("waiting for the load balancer to see every replica ready")
-                self._wait(project, started[0], "the load balancer", partial(not_all_up, balancer.stats_url, plan), options)
+                self._wait(
+                    project, started[0], "the load balancer", partial(not_all_up, balancer.stats_url, plan), options, haproxy
+                )
             deployment = new_deployment(
                 project, deployment_id, self.name, [r for r, _ in started], started_at, options=options, balancer=balancer
             )
@@ -312,18 +322,22 @@ class LocalRuntime:
         replica, process = pair
         log = _log_path(project, replica.service, replica.index)
         service = project.config.services.get(replica.service)
-        shown = command or (" ".join(service.command) if service else replica.service)
+        if command is not None:
+            hint = f"see {log}; HAProxy ({command}) runs the configuration in {project.state_dir / BALANCER / 'haproxy.cfg'}"
+        else:
+            shown = " ".join(service.command) if service else replica.service
+            hint = (
+                f"see {log}; the command ({shown}) must listen on HOST and on the port in the PORT environment "
+                "variable (the local runtime chooses a free port per replica; aiarch.yaml's `port` is the port in "
+                "containers)"
+            )
         wait_until_ready(
             what,
             probe=probe,
             exited=partial(_exit_reason, process, _status_path(project, replica.service, replica.index)),
             log_tail=partial(log_tail, log),
             timeout_s=options.ready_timeout_s,
-            hint=(
-                f"see {log}; the command ({shown}) must listen on HOST and on the port in the PORT environment "
-                "variable (the local runtime chooses a free port per replica; aiarch.yaml's `port` is the port in "
-                "containers)"
-            ),
+            hint=hint,
         )
         pin_group(process.pid, options.cpus)  # what the command started meanwhile too
 
@@ -336,12 +350,13 @@ class LocalRuntime:
         deployment_id: str,
         started: list[tuple[Replica, subprocess.Popen[bytes]]],
         options: UpOptions,
+        next_port: Callable[[], int],
     ) -> BalancerInfo:
         """HAProxy on 127.0.0.1, a frontend per balanced service (the entry's on --port when
         given), supervised like the services (restarted on failure)."""
-        stats_port = free_port()
+        stats_port = next_port()
         frontend_ports = {
-            f.service: options.port if (f.service == plan.entry and options.port) else free_port() for f in plan.frontends
+            f.service: options.port if (f.service == plan.entry and options.port) else next_port() for f in plan.frontends
         }
         servers = {
             name: [(f"{name}-{index}", f"127.0.0.1:{port}") for index, port in enumerate(replica_ports)]

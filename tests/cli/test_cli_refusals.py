@@ -245,3 +245,24 @@ def test_experiment_fault_refuses_what_the_deployment_cannot_do(project_copy, tm
     finally:
         down(project)
     assert service_processes() == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--replicas", "1,x"], "--replicas '1,x' is not a list of replica counts"),
+        (["--replicas", "0,2"], "--replicas 0,2: each count must be between 1 and 64"),
+        (["--replicas", "1,65"], "each count must be between 1 and 64"),
+        (["--replicas", "1,2", "--service", "nope"], "--service 'nope':"),
+        (["--replicas", "1,2", "--precision", "80%"], "--precision must be over 0% and at most 50%"),
+        (["--replicas", "1,2", "--slo", "p99=fast"], "p99"),
+    ],
+)
+def test_experiment_scale_refuses_bad_input_in_one_line_before_deploying(shop_projects, flags: list[str], message: str):
+    project = shop_projects["microservices"]
+    result = runner.invoke(app, ["experiment", "scale", "-p", str(project), "--runtime", "local", *flags])
+    assert result.exit_code == 2, result.output
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("error: ") and message in first, result.stderr
+    assert result.stderr.count("error:") == 1 and "Traceback" not in result.output
+    assert service_processes() == []

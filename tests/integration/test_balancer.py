@@ -32,7 +32,7 @@ def test_a_monolith_scaled_to_two_replicas_answers_behind_the_balancer_and_survi
     ]
     assert {c.replica: c.status for c in read_stats(deployment.balancer.stats_url)} == {"monolith-0": "UP", "monolith-1": "UP"}
 
-    options = FaultOptions(kind="kill", rate=60.0, duration_s=12.0, at_s=3.0)
+    options = FaultOptions(kind="kill", rate=60.0, duration_s=16.0, at_s=3.0)
     [(record, _)] = fault_experiment([project], BenchOptions(), options)
     [run] = record.fault.runs
     assert run.targets == ["monolith-0"] and run.restarts == 1 and run.all_ready_after

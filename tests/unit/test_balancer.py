@@ -30,6 +30,25 @@ def shop(**replicas: int):
     )
 
 
+def test_a_service_named_stats_or_on_a_taken_port_gets_its_own_frontend():
+    document = {
+        "name": "x",
+        "architecture": "microservices",
+        "services": {
+            "stats": {"command": ["a"], "port": 8404, "replicas": 2},
+            "a": {"command": ["a"], "port": 10000, "replicas": 2},
+            "b": {"command": ["b"], "port": 10000, "replicas": 2, "entrypoint": True, "depends_on": ["stats", "a"]},
+        },
+    }
+    plan = balancer_plan(parse_config(document), {})
+    assert plan is not None
+    ports = [f.port for f in plan.frontends]
+    assert len(set(ports)) == 3 and STATS_PORT not in ports
+    servers = {f.service: [(f"{f.service}-0", "h:1")] for f in plan.frontends}
+    text = haproxy_config(plan, servers, docker_dns=False, bind="127.0.0.1", stats_port=9000)
+    assert "frontend stats" in text and "frontend aiarch_stats" in text
+
+
 def test_no_balancer_without_replicas_and_a_frontend_per_replicated_service():
     assert balancer_plan(shop(), {}) is None
     plan = balancer_plan(shop(inference=2), {})
@@ -47,11 +66,11 @@ def test_the_configuration_checks_readiness_and_retries_refused_connections_else
     servers = {"inference": [("inference-0", "c0:8000"), ("inference-1", "c1:8000")]}
     local = haproxy_config(plan, servers, docker_dns=False, bind="127.0.0.1", stats_port=9000, ports={"inference": 9001})
     assert "bind 127.0.0.1:9001" in local and "bind 127.0.0.1:9000" in local
-    assert "http-check send meth GET uri /readyz" in local and "inter 250ms" in local and "fall 2 rise 1" in local
-    assert "option redispatch" in local and "resolvers" not in local
+    assert "http-check send meth GET uri /readyz" in local and "inter 250ms" in local and "fall 3 rise 1" in local
+    assert "option redispatch 1" in local and "timeout check 2000ms" in local and "resolvers" not in local
     assert "server inference-0 c0:8000 check" in local and "server inference-1 c1:8000 check" in local
     docker = haproxy_config(plan, servers, docker_dns=True, bind="0.0.0.0", stats_port=STATS_PORT)
-    assert "nameserver engine 127.0.0.11:53" in docker and "init-addr last,libc,none" in docker
+    assert "nameserver engine 127.0.0.11:53" in docker and "init-addr none" in docker
     assert "bind 0.0.0.0:8000" in docker
 
 
@@ -69,7 +88,7 @@ def test_haproxy_accepts_the_configuration(tmp_path):
 
 
 STATS = """# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,lbtot,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,
-stats,FRONTEND,,,1,1,16,3,0,0,0,0,0,,,,,OPEN,,,0,3,0,0,0,0,
+aiarch_stats,FRONTEND,,,1,1,16,3,0,0,0,0,0,,,,,OPEN,,,0,3,0,0,0,0,
 monolith,FRONTEND,,,8,8,8192,20,0,0,0,0,0,,,,,OPEN,,,0,900,0,2,1,0,
 monolith,monolith-0,0,0,0,4,,169,0,0,,0,,1,0,8,0,DOWN,1,169,0,160,0,1,0,0,
 monolith,monolith-1,0,0,4,4,,223,0,0,,0,,0,0,0,0,UP,1,223,0,220,0,1,2,0,

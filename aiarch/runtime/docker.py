@@ -232,7 +232,7 @@ class DockerRuntime:
                     ),
                 )
                 recorded = True
-                self._wait_balancer(replica, container, partial(http_probe, balancer.stats_url), options)
+                self._wait_balancer(container, partial(http_probe, balancer.stats_url), options)
             for name in config.start_order():
                 service = config.services[name]
                 count = options.replicas_of(name, service)
@@ -257,7 +257,6 @@ class DockerRuntime:
             if plan is not None and balancer is not None:
                 reporter.step("waiting for the load balancer to see every replica ready")
                 self._wait_balancer(
-                    replicas[0],
                     self.client.containers.get(replicas[0].id),
                     partial(not_all_up, balancer.stats_url, plan),
                     options,
@@ -559,35 +558,21 @@ class DockerRuntime:
         )
         return replica, container, info
 
-    def _wait_balancer(self, replica: Replica, container: Any, probe: Callable[[], str | None], options: UpOptions) -> None:
-        import docker
-
-        def exited() -> str | None:
-            try:
-                container.reload()
-            except docker.errors.NotFound:
-                return "disappeared"
-            state = container.attrs["State"]
-            if state["Status"] in ("exited", "dead") or state.get("Restarting"):
-                return f"exited with status {state['ExitCode']}"
-            return None
-
-        def log_tail() -> str:
-            try:
-                return container.logs(tail=20).decode(errors="replace").rstrip() or "(no output)"
-            except docker.errors.APIError:
-                return "(logs unavailable)"
-
-        wait_until_ready(
-            "the load balancer",
-            probe=probe,
-            exited=exited,
-            log_tail=log_tail,
-            timeout_s=options.ready_timeout_s,
-            hint=f"`aiarch up` removed what it started; the image must run HAProxy 2.x as `haproxy` ({BALANCER_IMAGE_ENV})",
-        )
+    def _wait_balancer(self, container: Any, probe: Callable[[], str | None], options: UpOptions) -> None:
+        hint = f"`aiarch up` removed what it started; the image must run HAProxy 2.x as `haproxy` ({BALANCER_IMAGE_ENV})"
+        self._wait_container("the load balancer", container, probe, options, hint)
 
     def _wait_ready(self, replica: Replica, container: Any, service: Service, options: UpOptions) -> None:
+        self._wait_container(
+            f"service {replica.service} (container {replica.name})",
+            container,
+            lambda: _readiness(container, service, replica.url),
+            options,
+            "`aiarch up` removed what it started; see the logs above, or raise the readiness timeout",
+        )
+
+    def _wait_container(self, what: str, container: Any, probe: Callable[[], str | None], options: UpOptions, hint: str) -> None:
+        """Poll PROBE until ready, the container exits (or restarts), or the readiness timeout."""
         import docker
 
         since = int(time.time()) - 60  # the container started just before: its events from here on
@@ -610,14 +595,7 @@ class DockerRuntime:
             except docker.errors.APIError:
                 return "(logs unavailable)"
 
-        wait_until_ready(
-            f"service {replica.service} (container {replica.name})",
-            probe=lambda: _readiness(container, service, replica.url),
-            exited=exited,
-            log_tail=log_tail,
-            timeout_s=options.ready_timeout_s,
-            hint="`aiarch up` removed what it started; see the logs above, or raise the readiness timeout",
-        )
+        wait_until_ready(what, probe=probe, exited=exited, log_tail=log_tail, timeout_s=options.ready_timeout_s, hint=hint)
 
     def _first_exit_code(self, container: Any, since: int, current: int) -> int:
         """The status of the container's first exit since SINCE: its restart policy may have

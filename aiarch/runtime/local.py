@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -367,12 +367,9 @@ class LocalRuntime:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         given = {DEPLOYMENT_ENV: deployment_id}
-        self._spawn(
-            project, BALANCER, 0, stats_port, [haproxy, "-db", "-f", str(path)], given, "on-failure:5", None, started, options
-        )
         stats_url = f"http://127.0.0.1:{stats_port}{STATS_PATH}"
-        started[-1] = (replace(started[-1][0], url=stats_url), started[-1][1])
-        _save_record(project, ProcessRecord(deployment_id, BALANCER, 0, started[-1][0].id, order=len(started) - 1))
+        command = [haproxy, "-db", "-f", str(path)]
+        self._spawn(project, BALANCER, 0, stats_port, command, given, "on-failure:5", None, started, options, url=stats_url)
         return BalancerInfo(
             stats_url=stats_url,
             frontends={name: f"127.0.0.1:{port}" for name, port in frontend_ports.items()},
@@ -405,7 +402,6 @@ class LocalRuntime:
         command = [sys.executable if part == "python" else part for part in service.command]
         memory = service.resources.memory_bytes if memory_limits else None
         self._spawn(project, name, index, port, command, given, service.restart, memory, started, options)
-        _save_record(project, ProcessRecord(deployment_id, name, index, started[-1][0].id, order=len(started) - 1))
 
     def _spawn(
         self,
@@ -419,10 +415,12 @@ class LocalRuntime:
         memory: int | None,
         started: list[tuple[Replica, subprocess.Popen[bytes]]],
         options: UpOptions,
+        url: str | None = None,
     ) -> None:
         """Start COMMAND in its own session, under its supervisor (which applies the RESTART
         policy and, where it can, the MEMORY limit), on the CPUs of OPTIONS (None: any), with
-        GIVEN added to aiarch's environment; append it to STARTED."""
+        GIVEN (which names the deployment) added to aiarch's environment; append it to STARTED
+        and record its process file."""
         status = _status_path(project, name, index)
         status.parent.mkdir(parents=True, exist_ok=True)
         status.unlink(missing_ok=True)
@@ -460,9 +458,11 @@ class LocalRuntime:
             id=_process_id(psutil.Process(process.pid)),
             name=f"{name}-{index}",
             address=f"127.0.0.1:{port}",
+            url=url,
             environment=recorded_environment(given),
         )
         started.append((replica, process))
+        _save_record(project, ProcessRecord(given[DEPLOYMENT_ENV], name, index, replica.id, order=len(started) - 1))
 
     def engine_info(self) -> dict[str, str]:
         return {"engine": "local processes", "python": sys.version.split()[0], "executable": sys.executable}

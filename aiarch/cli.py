@@ -211,6 +211,53 @@ def ps(project: ProjectDir = Path(".")) -> None:
 
 
 @app.command()
+def redeploy(
+    service: Annotated[str, typer.Argument(help="The service to update, replica by replica.")],
+    project: ProjectDir = Path("."),
+    set_env: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="NAME=VALUE in the new replicas' environment; repeatable.", metavar="NAME=VALUE"),
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Docker: build the service's image again first (after a code change).")
+    ] = False,
+    drain_timeout: Annotated[
+        str | None, typer.Option("--drain-timeout", help="How long an old replica's requests in flight may take (default: 30s).")
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds each new replica has to become ready.", min=0.1)] = 120.0,
+) -> None:
+    """Rolling update of one service: each replica's successor starts, gets ready, takes requests
+    from the load balancer; then the old one is drained and stopped. A successor that never gets
+    ready is rolled back (the old replicas serve throughout). With one replica (no balancer), the
+    old one stops first: its requests fail until the new one is ready. Exit codes: 0 done, 1
+    rolled back, 2 bad input, 130 interrupted (the steps done are kept; `aiarch ps` shows each
+    replica's revision)."""
+    with _user_errors():
+        from aiarch import runtime as runtimes
+        from aiarch import terminal
+        from aiarch.config import parse_duration_option
+        from aiarch.runtime.rollout import DEFAULT_DRAIN_TIMEOUT_S, RedeployRequest, RolloutFailed, RolloutInterrupted, parse_set
+
+        request = RedeployRequest(
+            service=service,
+            set_env=parse_set(set_env or []),
+            rebuild=rebuild,
+            drain_timeout_s=parse_duration_option("--drain-timeout", drain_timeout) or DEFAULT_DRAIN_TIMEOUT_S,
+            ready_timeout_s=timeout,
+        )
+        try:
+            with terminal.progress(f"aiarch redeploy {service}") as reporter:
+                result = runtimes.redeploy(project, request, reporter)
+        except RolloutFailed as failure:
+            terminal.show_rollout(failure.result)
+            raise
+        except RolloutInterrupted as interruption:
+            terminal.show_rollout(interruption.result)
+            raise
+        terminal.show_rollout(result)
+
+
+@app.command()
 def logs(
     service: Annotated[str, typer.Argument(help="The service whose logs to show.")],
     project: ProjectDir = Path("."),
@@ -447,6 +494,94 @@ def experiment_fault(
             terminal.show_run(record, path)
         if any(
             problem for record, _ in results for run in (record.fault.runs if record.fault else []) for problem in run.problems()
+        ):
+            raise typer.Exit(1)
+
+
+@experiment_app.command("redeploy")
+def experiment_redeploy(
+    project: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--project",
+            "-p",
+            help="The project folder (up); give both architectures to run them in turn (A B, B A), one record each.",
+            file_okay=False,
+        ),
+    ] = None,
+    service: Annotated[
+        str | None, typer.Option("--service", "-s", help="The service to redeploy (default: the service with role: model).")
+    ] = None,
+    set_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="NAME=VALUE in the new replicas (default: MODEL_VERSION=<next revision>).", metavar="NAME=VALUE"
+        ),
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Docker: build the service's image again first (its build time is measured).")
+    ] = False,
+    rate: Annotated[
+        float | None, typer.Option("--rate", "-r", help="Open-loop requests per second, below capacity (default: 60).")
+    ] = None,
+    duration: Annotated[str | None, typer.Option("--duration", "-d", help="The whole run, e.g. 60s (default).")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="When the rollout starts, from the load's start (default: 10s).")] = None,
+    drain_timeout: Annotated[
+        str | None, typer.Option("--drain-timeout", help="How long an old replica's requests in flight may take (default: 30s).")
+    ] = None,
+    slo: Annotated[
+        list[str] | None,
+        typer.Option("--slo", help="The objective of the per-second windows (default: bench.slo).", metavar="p99=50ms"),
+    ] = None,
+    repeat: Annotated[int, typer.Option("--repeat", help="Runs per project, for intervals over runs.", min=1)] = 1,
+    processes: Annotated[int, typer.Option("--processes", help="Load-generator processes (Locust workers).")] = 1,
+    scenario: Annotated[
+        Path | None, typer.Option("--scenario", help="Locust file, relative to the project (default: bench.scenario).")
+    ] = None,
+    loadgen_cpus: Annotated[
+        str | None,
+        typer.Option(
+            "--loadgen-cpus",
+            help="CPUs of the load generator: auto, a list such as 0, or none (default: placement.loadgen_cpus).",
+        ),
+    ] = None,
+) -> None:
+    """A rolling update of the model's service under open-loop load, and what the users saw.
+
+    `aiarch redeploy` runs --at seconds into the load (the monolith's only service, the
+    microservices' inference): failed requests, p99 during the rollout against before, the
+    rollout's time, how long two versions answered side by side, which version answered each
+    request (bench.version_header), and with --rebuild the image's build time and new layers. The
+    deployment keeps the new revision. Exit codes: 0 done, 1 a rollout rolled back or a replica
+    not ready afterwards, 2 bad input, 130 interrupted (the rollout stops after the replica in
+    progress).
+    """
+    with _user_errors():
+        from aiarch import terminal
+        from aiarch.bench import BenchOptions
+        from aiarch.config import parse_duration_option
+        from aiarch.experiments.redeploy import RedeployOptions, redeploy_experiment
+
+        options = RedeployOptions(
+            service=service,
+            set_env=tuple(set_env or ()),
+            rebuild=rebuild,
+            rate=rate,
+            duration_s=parse_duration_option("--duration", duration),
+            at_s=parse_duration_option("--at", at),
+            drain_timeout_s=parse_duration_option("--drain-timeout", drain_timeout),
+            slo=tuple(slo or ()),
+        )
+        bench_options = BenchOptions(repeat=repeat, processes=processes, scenario=scenario, loadgen_cpus=loadgen_cpus)
+        with terminal.bench_progress() as on_progress:
+            results = redeploy_experiment(project or [Path(".")], bench_options, options, on_progress, terminal.show_fault_event)
+        for record, path in results:
+            terminal.show_run(record, path)
+        if any(
+            problem
+            for record, _ in results
+            for run in (record.redeploy.runs if record.redeploy else [])
+            for problem in run.problems()
         ):
             raise typer.Exit(1)
 

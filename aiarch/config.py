@@ -23,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     ValidationInfo,
     field_serializer,
@@ -272,6 +273,9 @@ class BenchDefaults(_Model):
     # The latency objective of `bench --capacity`: a bound per percentile and a maximum error rate.
     slo: Annotated[dict[str, float], BeforeValidator(_slo)] = Field(default_factory=lambda: {"p99": 50.0, SLO_ERRORS: 0.01})
     capacity: CapacityDefaults = Field(default_factory=CapacityDefaults)
+    # A response header that names the version that answered (the shop's x-model-version):
+    # `aiarch experiment redeploy` records it per request to see each version's share.
+    version_header: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")] | None = None
 
     @field_serializer("slo")
     def _slo_as_written(self, slo: dict[str, float]) -> dict[str, Any]:

@@ -1,11 +1,11 @@
 """The run record: what `aiarch bench` measured, as typed models, and the one place that reads
-and writes it (PROJECT/.aiarch/runs/RUN.json, schema `aiarch.run/6`, written atomically).
+and writes it (PROJECT/.aiarch/runs/RUN.json, schema `aiarch.run/7`, written atomically).
 
     record = load_run(Path("shop/.aiarch/runs/20261130-101500-3e4c.json"))
     record.points[0].total.p99_ms                  # pooled over trials, every request counted
     record.points[0].trials[0].latencies.ms()     # every measured latency, decoded once (numpy)
 
-Records of schemas `aiarch.run/1` to `/5` are upgraded as they are read; any other schema is refused
+Records of schemas `aiarch.run/1` to `/6` are upgraded as they are read; any other schema is refused
 with its name. `python -m aiarch.run_record` prints the JSON Schema (shipped as
 aiarch/schemas/run.schema.json).
 """
@@ -42,8 +42,10 @@ from aiarch.errors import AiarchError, UserInputError
 from aiarch.runtime.base import Deployment, ReplicaUsage
 from aiarch.state import state_dir, write_json_atomic
 
-SCHEMA = "aiarch.run/6"
-READABLE_SCHEMAS = ("aiarch.run/1", "aiarch.run/2", "aiarch.run/3", "aiarch.run/4", "aiarch.run/5", SCHEMA)
+SCHEMA = "aiarch.run/7"
+READABLE_SCHEMAS = (
+    "aiarch.run/1", "aiarch.run/2", "aiarch.run/3", "aiarch.run/4", "aiarch.run/5", "aiarch.run/6", SCHEMA,
+)  # fmt: skip
 ALL = "*"  # the key of the figures over every endpoint
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "run.schema.json"
@@ -269,6 +271,23 @@ class FaultSettings(_Model):
     fine_window_s: float = 0.1
 
 
+class RedeploySettings(_Model):
+    """`aiarch experiment redeploy`: open-loop load for the whole run, a rolling update of
+    SERVICE (CHANGE) starting AT_S after the load started."""
+
+    service: str
+    change: str  # "MODEL_VERSION=2", "image rebuilt", in words
+    set_env: dict[str, str] = Field(default_factory=dict)
+    rebuild: bool = False
+    at_s: float
+    drain_timeout_s: float
+    version_header: str | None = None  # the response header that names the version that answered
+    objective: Objective
+    recovery_windows: int = 3
+    window_s: float = 1.0
+    fine_window_s: float = 0.1
+
+
 class ScaleSettings(_Model):
     """One point of `aiarch experiment scale`: a capacity search with SERVICE at REPLICAS (the
     other services as aiarch.yaml says), one of the experiment's SWEEP of counts."""
@@ -299,6 +318,7 @@ class BenchPlan(_Model):
     capacity: CapacitySettings | None = None
     fault: FaultSettings | None = None
     scale: ScaleSettings | None = None
+    redeploy: RedeploySettings | None = None
 
     @property
     def total_s(self) -> float:
@@ -584,6 +604,76 @@ class FaultResult(_Model):
     runs: list[FaultRun] = Field(default_factory=list)
 
 
+class RolloutStepRecord(_Model):
+    """One replica replaced during a rolling update (epoch seconds; None: it did not happen)."""
+
+    old: str
+    new: str | None = None
+    started_at: float | None = None
+    ready_at: float | None = None
+    serving_at: float | None = None  # the balancer sent it requests
+    drained_at: float | None = None
+    drain_timed_out: bool = False
+    stopped_at: float | None = None  # the old replica stopped
+
+
+class VersionWindow(_Model):
+    """The answers of one window by the version that gave them (the version header)."""
+
+    t: float  # the window's start, in seconds from the rollout's start
+    versions: dict[str, int] = Field(default_factory=dict)
+
+
+RedeployOutcome = Literal["done", "rolled back", "interrupted", "not started"]
+
+
+class RedeployRun(_Model):
+    """One rolling update under load (its trial is record.points[point]); times are epoch seconds."""
+
+    index: int
+    point: int
+    outcome: RedeployOutcome
+    reason: str | None = None
+    revision: int | None = None
+    replicas: int = 0  # of the service, each replaced in turn
+    interrupts_service: bool = False  # one replica: stopped before its successor started
+    started_at: float | None = None
+    ended_at: float | None = None
+    build_s: float | None = None  # --rebuild: the image's build (its cache applied)
+    image_bytes_changed: int | None = None  # the new image's layers the old one lacked
+    steps: list[RolloutStepRecord] = Field(default_factory=list)
+    failed: int = 0  # requests sent from the rollout's start to its end (and 3 s after) that failed
+    requests: int = 0  # of those
+    baseline_p99_ms: float | None = None  # every request sent before the rollout (its first second left out)
+    rollout_p99_ms: float | None = None  # sent during the rollout
+    overlap_s: float | None = None  # from the first answer of the new version to the last of an older one
+    old_after: int = 0  # answers of an older version sent after the rollout ended (should be 0)
+    new_after: int = 0  # answers of the new version sent after it ended
+    new_version: str | None = None  # as the version header named it
+    endpoints: dict[str, EndpointFault] = Field(default_factory=dict)  # each endpoint around the rollout
+    versions: list[VersionWindow] = Field(default_factory=list)  # 1 s windows
+    after: list[ReplicaAfter] = Field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.started_at
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.outcome != "done":
+            problems.append(f"redeploy run {self.index + 1}: {self.outcome}" + (f" ({self.reason})" if self.reason else ""))
+        if self.after and not all(r.ready for r in self.after):
+            left = ", ".join(f"{r.replica} {r.state}" for r in self.after if not r.ready)
+            problems.append(f"redeploy run {self.index + 1}: not every replica was ready afterwards ({left})")
+        return problems
+
+
+class RedeployResult(_Model):
+    runs: list[RedeployRun] = Field(default_factory=list)
+
+
 class Capacity(_Model):
     """The capacity searches of a run (several with --repeat), each over its own steps."""
 
@@ -638,7 +728,7 @@ class RunRecord(_Model):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    schema_id: Literal["aiarch.run/6"] = Field(default="aiarch.run/6", alias="schema")
+    schema_id: Literal["aiarch.run/7"] = Field(default="aiarch.run/7", alias="schema")
     id: str
     created_at: str
     status: RunStatus
@@ -655,6 +745,7 @@ class RunRecord(_Model):
     points: list[Point] = Field(default_factory=list)
     capacity: Capacity | None = None  # a capacity search's steps and result (bench --capacity)
     fault: FaultResult | None = None  # a fault experiment's runs (aiarch experiment fault)
+    redeploy: RedeployResult | None = None  # a redeploy experiment's runs (aiarch experiment redeploy)
     valid: bool = False
     reasons: list[str] = Field(default_factory=list)
 
@@ -728,9 +819,9 @@ def parse_run(document: Any, source: str) -> RunRecord:
     try:
         if schema == "aiarch.run/1":
             document = _upgrade_v1(document)
-        # /2 -> /3 -> /4 -> /5 -> /6 only added fields (placement, spread, event-loop lag; capacity;
-        # fault experiments; the load balancer's per-replica counts, scaling experiments) that
-        # older records lack.
+        # /2 -> ... -> /7 only added fields (placement, spread, event-loop lag; capacity; fault
+        # experiments; the load balancer's per-replica counts, scaling experiments; redeploys and
+        # replicas' revisions) that older records lack.
         document = {**document, "schema": SCHEMA}
         return RunRecord.model_validate(document)
     except (ValidationError, ValueError, TypeError, AttributeError) as error:

@@ -17,12 +17,18 @@ def state_dir(project_dir: Path) -> Path:
 
 def write_json_atomic(path: Path, document: Any) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over PATH."""
+    write_text_atomic(path, json.dumps(document, indent=2, sort_keys=False) + "\n")
+
+
+def write_text_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """TEXT to a temporary file in PATH's folder (MODE: this user's only by default), fsync, then
+    renamed over PATH: a reader sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(document, stream, indent=2, sort_keys=False)
-            stream.write("\n")
+            os.fchmod(stream.fileno(), mode)
+            stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from aiarch.run_record import BalancedReplica, Placement, RunRecord, RunSummary
     from aiarch.runtime import DownReport, StatusReport
     from aiarch.runtime.base import Deployment
+    from aiarch.runtime.rollout import RolloutResult
     from aiarch.scaffold import NewProject
 
 out = Console(highlight=False)
@@ -193,11 +194,17 @@ def show_status(report: StatusReport) -> None:
     title = f"{deployment.project} ({deployment.architecture}) on {deployment.runtime}" if deployment else "leftovers"
     if deployment is not None and deployment.state == "starting":
         title += " [yellow](starting: `aiarch up` did not finish; `aiarch down` removes it)[/]"
+    if deployment is not None and deployment.state == "rolling":
+        title += " [yellow](rolling update in progress, or stopped mid-way: each replica's revision is below)[/]"
     if deployment is not None and deployment.faults:
         title += " [yellow](fault switch on: `aiarch up --faults`)[/]"
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False)
     widest = max(len(replica.name) for replica in report.replicas)
-    for column in ("replica", "state", "health", "restarts", "endpoint", "CPU %", "memory"):
+    recorded = {r.name: r for r in deployment.replicas} if deployment else {}
+    # After `aiarch redeploy`: which revision each replica runs, and what it changed.
+    revisions = any(r.revision > 1 for r in recorded.values())
+    columns = ["replica", *(["revision"] if revisions else []), "state", "health", "restarts", "endpoint", "CPU %", "memory"]
+    for column in columns:
         table.add_column(
             column,
             justify="right" if column in ("CPU %", "memory", "restarts") else "left",
@@ -208,8 +215,11 @@ def show_status(report: StatusReport) -> None:
     for replica in report.replicas:
         health = {"ready": "[green]ready[/]", "not ready": "[red]not ready[/]"}.get(replica.health, replica.health)
         state = replica.state if replica.state in ("running", "exited") else f"[yellow]{replica.state}[/]"
+        known = recorded.get(replica.name)
+        revision = "-" if known is None else str(known.revision)
         table.add_row(
             replica.name,
+            *([revision] if revisions else []),
             state,
             health,
             "-" if replica.restarts is None else str(replica.restarts),
@@ -218,6 +228,40 @@ def show_status(report: StatusReport) -> None:
             _size(replica.memory_bytes),
         )
     out.print(table)
+    changes = {(r.service, r.revision): r.change for r in recorded.values() if r.change}
+    for (service, number), change in sorted(changes.items()):
+        out.print(f"  {service} revision {number}: {change}")
+
+
+def show_rollout(result: RolloutResult) -> None:
+    """What a rolling update did: per replica, when its successor started, got ready, served,
+    and when the old one was drained and stopped (seconds from the start)."""
+    from rich.table import Table
+
+    origin = result.started_at
+
+    def at(epoch: float | None) -> str:
+        return "-" if epoch is None else f"{epoch - origin:.1f}"
+
+    colour = {"done": "green", "rolled back": "red", "interrupted": "yellow"}.get(result.outcome, "white")
+    title = f"{result.service} -> revision {result.revision} ({result.change}): [{colour}]{result.outcome}[/]"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    for column in ("old", "new", "started", "ready", "serving", "drained", "stopped"):
+        table.add_column(column, justify="left" if column in ("old", "new") else "right")
+    for step in result.steps:
+        drained = at(step.drained_at) + (" (deadline)" if step.drain_timed_out else "")
+        table.add_row(
+            step.old, step.new or "-", at(step.started_at), at(step.ready_at), at(step.serving_at), drained, at(step.stopped_at)
+        )
+    out.print(table)
+    if result.build_s is not None:
+        changed = "" if result.image_bytes_changed is None else f", {_size(result.image_bytes_changed)} of new layers"
+        out.print(f"image built in {result.build_s:.1f} s{changed}")
+    if result.interrupts_service and result.outcome == "done":
+        out.print(f"[yellow]{result.service} has one replica: its requests failed while it restarted[/]")
+    if result.reason:
+        out.print(f"[{colour}]{result.reason}[/]")
+    out.print(f"{result.outcome} in {result.duration_s:.1f} s (times in seconds from the start)")
 
 
 def _bench_text(view: LiveView) -> str:
@@ -352,12 +396,45 @@ def _show_fault(record: RunRecord) -> None:
     _rows_table("What each endpoint's users saw", FAULT_HEADER, fault_rows("", fault_figures(record)))
 
 
+def _show_redeploy(record: RunRecord) -> None:
+    from aiarch.compare.redeploys import REDEPLOY_HEADER, redeploy_figures, redeploy_row
+
+    settings, result = record.plan.redeploy, record.redeploy
+    assert settings is not None and result is not None
+    out.print(
+        f"  redeploy: {escape(settings.service)} ({escape(settings.change)}) at {settings.at_s:g} s, "
+        f"drain up to {settings.drain_timeout_s:g} s; versions from the {escape(settings.version_header or '(no)')} header"
+    )
+    for run in result.runs:
+        colour = {"done": "green", "rolled back": "red"}.get(run.outcome, "yellow")
+        took = "-" if run.duration_s is None else f"{run.duration_s:.1f} s"
+        reason = f": {escape(run.reason)}" if run.reason else ""
+        alone = "; one replica: stopped before its successor started" if run.interrupts_service else ""
+        out.print(
+            f"  run {run.index + 1}: [{colour}]{run.outcome}[/]{reason} (revision {run.revision}, {run.replicas} replica(s), "
+            f"{took}; {run.failed} of {run.requests} requests failed; version after: {run.new_version or '-'}{alone})",
+            soft_wrap=True,
+        )
+        after = ", ".join(f"{r.replica} {'ready' if r.ready else r.state}" for r in run.after)
+        ready = bool(run.after) and all(r.ready for r in run.after)
+        out.print(f"    after: {'[green]every replica ready[/]' if ready else '[red]not every replica ready[/]'} ({after})")
+    _rows_table("The rollout as the users saw it", REDEPLOY_HEADER, [redeploy_row("", redeploy_figures(record))])
+
+
 def show_run(record: RunRecord, path: Path | None) -> None:
     from rich.table import Table
 
     from aiarch.run_record import ALL
 
     plan = record.plan
+    if record.redeploy is not None:
+        out.print(
+            f"[bold]{escape(record.project)}[/] ({escape(record.architecture)}) on {record.runtime}: run {record.id}"
+            f" [dim]({plan.loads[0].describe()}, {plan.duration_s:g} s per run)[/]"
+        )
+        _show_redeploy(record)
+        _show_run_footer(record, path)
+        return
     if record.fault is not None:
         out.print(
             f"[bold]{escape(record.project)}[/] ({escape(record.architecture)}) on {record.runtime}: run {record.id}"
@@ -517,6 +594,7 @@ def show_comparison(comparison: Comparison) -> None:
     _show_capacity_comparison(comparison)
     _show_scaling(comparison)
     _show_fault_comparison(comparison)
+    _show_redeploy_comparison(comparison)
     _show_costs(comparison)
     scorecard = Table(title="Scorecard of the claims", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("claim", "figure", "verdict"):
@@ -552,6 +630,17 @@ def _rows_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     for row in rows:
         table.add_row(*map(escape, row))
     out.print(table)
+
+
+def _show_redeploy_comparison(comparison: Comparison) -> None:
+    from aiarch.compare.redeploys import REDEPLOY_HEADER
+    from aiarch.compare.report import redeploy_notes, redeploy_table
+
+    if not comparison.redeploys:
+        return
+    _rows_table("Redeploys under load (means over runs, 95% CI with 2 or more)", REDEPLOY_HEADER, redeploy_table(comparison))
+    for note in redeploy_notes(comparison):
+        out.print(f"  {escape(note)}")
 
 
 def _show_fault_comparison(comparison: Comparison) -> None:

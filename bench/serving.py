@@ -108,7 +108,7 @@ async def readyz():
 
 @app.post("/v1/recommend", response_model=ScoredItems)
 async def recommend(request: RecommendRequest) -> ScoredItems:
-    return ScoredItems(items=[])
+    return ScoredItems(items=[], model_version="1")
 
 
 app.fast_post("/v1/recommend", RecommendRequest, recommend)
@@ -145,7 +145,7 @@ async def readyz():
 @app.post("/v1/recommend", response_model=ScoredItems)
 async def recommend(request: RecommendRequest) -> ScoredItems:
     await client.recommend(request.user_id, request.k)
-    return ScoredItems(items=[])
+    return ScoredItems(items=[], model_version="1")
 
 
 app.fast_post("/v1/recommend", RecommendRequest, recommend)

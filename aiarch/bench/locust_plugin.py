@@ -9,9 +9,10 @@ Environment (set by aiarch):
     AIARCH_PROCESSES     how many worker processes share the rate
     AIARCH_SEED          seed for Poisson gaps and task choice
     AIARCH_MAX_IN_FLIGHT cap on concurrent open-loop requests per process
+    AIARCH_VERSION_HEADER a response header to record per request (redeploy experiments)
 
 Samples file: one line per request, tab-separated:
-    start (epoch s)  latency (ms)  name  ok (1/0)  error kind
+    start (epoch s)  latency (ms)  name  ok (1/0)  error kind  [the version header's value]
 For open loop, start is the *intended* send time and latency runs from it, so a stall shows in
 the tail instead of slowing the senders (no coordinated omission). Lines starting with '#' are
 markers: '#start EPOCH', '#late N' (sends more than 10 ms behind schedule), '#dropped N', and
@@ -35,6 +36,7 @@ from locust.exception import StopUser
 
 _SAMPLES_DIR = os.environ.get("AIARCH_SAMPLES_DIR")
 _OPEN_RATE = float(os.environ.get("AIARCH_OPEN_RATE") or 0)
+_VERSION_HEADER = os.environ.get("AIARCH_VERSION_HEADER") or None
 _LAG_PROBE_S = 0.005  # the lag probe's period: 200 probes a second, ~0.1% of a core
 _stream: IO[str] | None = None
 _counters = {"late": 0, "dropped": 0}
@@ -182,7 +184,13 @@ def _on_quit(environment: Any, **_: Any) -> None:
 
 @events.request.add_listener
 def _on_request(
-    request_type: str, name: str, response_time: float, response_length: int, exception: BaseException | None = None, **_: Any
+    request_type: str,
+    name: str,
+    response_time: float,
+    response_length: int,
+    exception: BaseException | None = None,
+    response: Any = None,
+    **_: Any,
 ) -> None:
     # Runs once per request in the load process: every microsecond here is one the loop is busy.
     stream = _stream
@@ -201,16 +209,34 @@ def _on_request(
             start_epoch, start_perf = intended
             current.aiarch_intended = None
             response_time = (time.perf_counter() - start_perf) * 1000.0
-            _write(stream, start_epoch, response_time, clean, exception)
+            _write(stream, start_epoch, response_time, clean, exception, response)
             return
-    _write(stream, time.time() - response_time / 1000.0, response_time, clean, exception)
+    _write(stream, time.time() - response_time / 1000.0, response_time, clean, exception, response)
 
 
-def _write(stream: IO[str], start_epoch: float, latency_ms: float, name: str, exception: BaseException | None) -> None:
-    if exception is None:
+def _write(
+    stream: IO[str], start_epoch: float, latency_ms: float, name: str, exception: BaseException | None, response: Any
+) -> None:
+    if _VERSION_HEADER is not None:
+        _write_version(stream, start_epoch, latency_ms, name, exception, response)
+    elif exception is None:
         stream.write("%.6f\t%.3f\t%s\t1\t\n" % (start_epoch, latency_ms, name))  # noqa: UP031 - %-format is the cheapest here
     else:
         stream.write("%.6f\t%.3f\t%s\t0\t%s\n" % (start_epoch, latency_ms, name, _error_kind(exception)))  # noqa: UP031
+
+
+def _write_version(
+    stream: IO[str], start_epoch: float, latency_ms: float, name: str, exception: BaseException | None, response: Any
+) -> None:
+    """A sample with the version that answered (the header's value; empty when it sent none)."""
+    headers = getattr(response, "headers", None)
+    try:
+        version = str((headers.get(_VERSION_HEADER) if headers is not None else None) or "")
+    except Exception:
+        version = ""
+    version = version.replace("\t", " ").replace("\n", " ")[:64]
+    ok, kind = ("1", "") if exception is None else ("0", _error_kind(exception))
+    stream.write("%.6f\t%.3f\t%s\t%s\t%s\t%s\n" % (start_epoch, latency_ms, name, ok, kind, version))  # noqa: UP031
 
 
 def _error_kind(exception: BaseException | None) -> str:

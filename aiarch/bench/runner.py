@@ -98,6 +98,8 @@ class _SampleTail:
                 parts = line.split("\t")
                 if len(parts) == 5:
                     new.append(Sample(float(parts[0]), float(parts[1]), parts[2], parts[3] == "1", parts[4]))
+                elif len(parts) == 6:  # with the version that answered (AIARCH_VERSION_HEADER)
+                    new.append(Sample(float(parts[0]), float(parts[1]), parts[2], parts[3] == "1", parts[4], parts[5]))
         return new
 
     def _marker(self, key: str, value: str) -> None:
@@ -169,6 +171,9 @@ def run_trial(
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("AIARCH_OPEN_RATE", None)
+    env.pop("AIARCH_VERSION_HEADER", None)
+    if plan.redeploy is not None and plan.redeploy.version_header:
+        env.update(AIARCH_VERSION_HEADER=plan.redeploy.version_header)
     if load.kind == "open":
         env.update(AIARCH_OPEN_RATE=f"{load.rate or 0:g}", AIARCH_ARRIVALS=load.arrivals)
     tail = _SampleTail(folder)

@@ -20,6 +20,7 @@ class Sample:
     name: str
     ok: bool
     error: str
+    version: str = ""  # the version header's value (redeploy experiments), "" without one
 
     @property
     def end(self) -> float:

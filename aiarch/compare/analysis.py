@@ -22,7 +22,7 @@ MIN_REQUESTS_PER_ENDPOINT = 20  # fewer, and an endpoint's interval says nothing
 NOT_MEASURED_YET = (
     ("Fault isolation: a model crash leaves the catalog up", "aiarch experiment fault on each, then compare those runs"),
     ("Independent scaling of the model service", "aiarch experiment scale --replicas 1,2,4 -p MONOLITH -p MICROSERVICES"),
-    ("Independent, faster model redeploys", "aiarch experiment redeploy (planned)"),
+    ("Independent, faster model redeploys", "aiarch experiment redeploy on each, then compare those runs"),
 )
 
 

@@ -32,13 +32,16 @@ from aiarch.compare.capacity import (
 )
 from aiarch.compare.faults import FaultFigures, fault_figures, fault_verdict
 from aiarch.compare.prices import PriceSheet, load_prices
+from aiarch.compare.redeploys import CLAIM as REDEPLOY_CLAIM
+from aiarch.compare.redeploys import RedeployFigures, redeploy_figures, redeploy_verdict
 from aiarch.compare.scaling import ScalingFigures, is_scaling, scaling_card, scaling_figures
 from aiarch.compare.selection import Run, differences_besides_architecture, pick_points, resolve_runs
 from aiarch.compare.stats import Difference
 from aiarch.errors import UserInputError
 from aiarch.ids import new_id
+from aiarch.run_record import RunRecord
 
-COMPARISON_SCHEMA = "aiarch.comparison/5"
+COMPARISON_SCHEMA = "aiarch.comparison/6"
 
 
 @dataclass
@@ -59,6 +62,8 @@ class Comparison:
     # Fault experiments: each run's figures per endpoint (run id ->), and whether the verdict names a result.
     faults: dict[str, FaultFigures] = field(default_factory=dict)
     faults_named: bool = True
+    # Redeploy experiments: each run's rollout figures (run id ->).
+    redeploys: dict[str, RedeployFigures] = field(default_factory=dict)
     # A scaling experiment (every run a capacity search at one replica count): capacity against budget.
     scaling: ScalingFigures | None = None
     report_dir: Path | None = None
@@ -76,7 +81,7 @@ class Comparison:
             return any(not run.record.valid for run in self.runs) or not self.capacity_named
         if self.capacity:
             return any(not run.valid for run in self.runs) or not self.capacity_named
-        if self.faults:
+        if self.faults or self.redeploys:
             return any(not run.valid for run in self.runs) or not self.faults_named
         return any(not run.valid for run in self.runs) or any(d.one_trial for d in self.differences.values())
 
@@ -111,6 +116,7 @@ class Comparison:
             }
             or None,
             "faults": {run_id: f.to_json() for run_id, f in self.faults.items()} or None,
+            "redeploys": {run_id: r.to_json() for run_id, r in self.redeploys.items()} or None,
             "scaling": self.scaling.to_json() if self.scaling else None,
             "plots": plots or [],
         }
@@ -136,12 +142,12 @@ def compare(
     runs = resolve_runs(selectors, projects, latest)
     searched = [run for run in runs if run.record.capacity is not None]
     faulted = [run for run in runs if run.record.fault is not None]
-    if (searched and len(searched) != len(runs)) or (faulted and len(faulted) != len(runs)):
-        kinds = {True: "capacity", False: "load"}
+    redeployed = [run for run in runs if run.record.redeploy is not None]
+    if any(group and len(group) != len(runs) for group in (searched, faulted, redeployed)):
         raise UserInputError(
-            "capacity searches, fault experiments and load runs cannot be compared with each other: "
-            + ", ".join(f"{run.id} ({'fault' if run.record.fault else kinds[run.record.capacity is not None]})" for run in runs),
-            hint="compare runs of one kind together: capacity searches, fault experiments, or load runs",
+            "capacity searches, fault and redeploy experiments and load runs cannot be compared with each other: "
+            + ", ".join(f"{run.id} ({_kind(run.record)})" for run in runs),
+            hint="compare runs of one kind together: capacity searches, fault experiments, redeploys, or load runs",
         )
     if baseline is None:
         chosen = next((run for run in runs if run.record.architecture == "monolith"), runs[0])
@@ -161,8 +167,8 @@ def compare(
         if is_scaling(runs):  # each record's own step indexes, before the steps are merged
             scaling_of = scaling_figures(runs, capacity)
         pick_common_step(runs, flags)
-    elif faulted:
-        for run in runs:  # each fault run's trial, as trials of one point (in memory only)
+    elif faulted or redeployed:
+        for run in runs:  # each experiment run's trial, as trials of one point (in memory only)
             run.record.points = merge_steps(run.record)
             run.point_index = 0
         faults = {run.record.plan.fault.kind for run in runs if run.record.plan.fault}
@@ -182,8 +188,8 @@ def compare(
     cards = [] if scaling else scorecard(chosen, runs, table, differences)
     if capacity:
         costs = {run_id: figures.cost for run_id, figures in capacity.items() if figures.cost}
-    elif faulted:
-        costs = {}  # what a run under a fault served is not a throughput to plan with
+    elif faulted or redeployed:
+        costs = {}  # what a run under a fault or a rollout served is not a throughput to plan with
     else:
         costs = {}
         for run, row in zip(runs, table, strict=True):
@@ -202,6 +208,7 @@ def compare(
         capacity,
     )
     comparison.faults = {run.id: fault_figures(run.record) for run in faulted}
+    comparison.redeploys = {run.id: redeploy_figures(run.record) for run in redeployed}
     if scaling_of is not None:
         comparison.scaling = scaling_of
         experiments = {run.record.plan.scale.experiment for run in runs if run.record.plan.scale}
@@ -220,6 +227,14 @@ def compare(
             f"cannot write the reports to {output}: {error.strerror or error}", hint="choose another --output"
         ) from None
     return comparison
+
+
+def _kind(record: RunRecord) -> str:
+    if record.fault is not None:
+        return "fault"
+    if record.redeploy is not None:
+        return "redeploy"
+    return "capacity" if record.capacity is not None else "load"
 
 
 def _headline(comparison: Comparison) -> None:
@@ -290,7 +305,35 @@ def _headline(comparison: Comparison) -> None:
                     "no verdict" if reason_blocked or not names else "verdict",
                 )
             )
+        if comparison.redeploys:
+            figure, sentence, names = redeploy_verdict(
+                base.record.architecture, comparison.redeploys[base.id], run.record.architecture, comparison.redeploys[run.id]
+            )
+            named = named and names
+            sentences.append(f"{who}: {sentence}")
+            cards.append(
+                ClaimCard(
+                    REDEPLOY_CLAIM,
+                    who,
+                    figure,
+                    reason_blocked or sentence,
+                    "no verdict" if reason_blocked or not names else "verdict",
+                )
+            )
     kept = comparison.scorecard
+    if comparison.redeploys:
+        # Latency, throughput and efficiency during a rollout are not the steady-state claims.
+        kept = [
+            ClaimCard(card.claim, "-", "-", "not measured in a redeploy experiment: compare load runs", "not measured")
+            if card.kind != "not measured" else card
+            for card in kept
+            if not card.claim.startswith(REDEPLOY_CLAIM)
+        ]  # fmt: skip
+        comparison.faults_named = named
+        text = reason_blocked or "; ".join(sentences)
+        if comparison.flags and not reason_blocked:
+            text += f" (caution: {len(comparison.flags)} difference(s) between the runs besides the architecture)"
+        comparison.verdict = text
     if comparison.faults:
         # Latency, throughput and efficiency under a fault are not the steady-state claims.
         kept = [

@@ -13,6 +13,7 @@ import numpy as np
 
 from aiarch.compare.analysis import RunFigures, trial_latencies
 from aiarch.compare.faults import FAULT_HEADER
+from aiarch.compare.redeploys import REDEPLOY_HEADER
 from aiarch.compare.scaling import SCALE_HEADER, scale_rows
 from aiarch.compare.selection import Run
 from aiarch.compare.stats import Difference
@@ -84,6 +85,12 @@ def plots(comparison: Comparison) -> dict[str, tuple[str, str]]:
     if any(figures.endpoints for figures in comparison.faults.values()):  # none when no fault was injected
         done(
             "fault-timeline", "Fault timeline: each endpoint's successful share (100 ms windows)", _fault_plot(comparison, pyplot)
+        )
+    if any(figures.runs for figures in comparison.redeploys.values()):
+        done(
+            "redeploy-timeline",
+            "Redeploy timeline: the share of answers from the new version, and failures (1 s windows)",
+            _redeploy_plot(comparison, pyplot),
         )
     if comparison.scaling is not None:
         done("scaling", "Scaling: capacity at the objective against the reserved budget", _scaling_plot(comparison, pyplot))
@@ -221,6 +228,55 @@ def _fault_plot(comparison: Comparison, pyplot: Any) -> Figure:
     figure.tight_layout()
     chart: Figure = figure
     return chart
+
+
+def _redeploy_plot(comparison: Comparison, pyplot: Any) -> Figure:
+    """Per run (its first finished rollout): in each second from the rollout's start, the share of
+    successful answers that came from the new version, and the requests that failed."""
+    figure, (share, failed) = pyplot.subplots(2, 1, figsize=(9, 5), sharex=True)
+    for index, run in enumerate(comparison.runs):
+        assert run.record.redeploy is not None
+        done = [r for r in run.record.redeploy.runs if r.outcome == "done" and r.versions]
+        if not done:
+            continue
+        first, colour = done[0], f"C{index}"
+        new = first.new_version
+        times = [w.t for w in first.versions]
+        shares = [
+            (w.versions.get(new, 0) / sum(w.versions.values())) if new and sum(w.versions.values()) else np.nan
+            for w in first.versions
+        ]
+        share.plot(times, shares, color=colour, label=_name(comparison, run))
+        if first.duration_s is not None:
+            share.axvspan(0, first.duration_s, color=colour, alpha=0.08)
+        windows: dict[float, int] = {}
+        for endpoint in first.endpoints.values():
+            for window in endpoint.per_second:
+                windows[window.t] = windows.get(window.t, 0) + sum(window.errors.values())
+        failed.step(
+            sorted(windows), [windows[t] for t in sorted(windows)], where="post", color=colour, label=_name(comparison, run)
+        )
+    share.axvline(0, color="black", linewidth=1)
+    share.set_ylim(-0.05, 1.05)
+    share.set_ylabel("new version's share")
+    share.legend(fontsize=8, loc="lower right")
+    failed.set_ylabel("failed requests")
+    failed.set_xlabel("seconds from the rollout's start (shaded: the rollout)")
+    for axes in (share, failed):
+        axes.grid(alpha=0.3)
+    figure.tight_layout()
+    chart: Figure = figure
+    return chart
+
+
+def redeploy_table(comparison: Comparison) -> list[list[str]]:
+    from aiarch.compare.redeploys import redeploy_row
+
+    return [redeploy_row(_name(comparison, run), comparison.redeploys[run.id]) for run in comparison.runs]
+
+
+def redeploy_notes(comparison: Comparison) -> list[str]:
+    return [f"{_name(comparison, run)}: {comparison.redeploys[run.id].describe()}" for run in comparison.runs]
 
 
 def fault_table(comparison: Comparison) -> list[list[str]]:
@@ -441,6 +497,10 @@ def _markdown(comparison: Comparison) -> str:
         lines += ["", "## Fault isolation (means over runs, 95% CI with 2 or more)", "", *fault_notes(comparison), ""]
         lines += ["| " + " | ".join(FAULT_HEADER) + " |", "|" + "---|" * len(FAULT_HEADER)]
         lines += ["| " + " | ".join(row) + " |" for row in fault_table(comparison)]
+    if comparison.redeploys:
+        lines += ["", "## Redeploys under load (means over runs, 95% CI with 2 or more)", "", *redeploy_notes(comparison), ""]
+        lines += ["| " + " | ".join(REDEPLOY_HEADER) + " |", "|" + "---|" * len(REDEPLOY_HEADER)]
+        lines += ["| " + " | ".join(row) + " |" for row in redeploy_table(comparison)]
     if comparison.costs:
         lines += ["", f"## Cost per million requests ({comparison.prices.currency})", "", *cost_notes(comparison), ""]
         lines += ["| " + " | ".join(COST_HEADER) + " |", "|" + "---|" * len(COST_HEADER)]
@@ -501,6 +561,9 @@ figcaption {{ font-weight: 600; margin-bottom: 0.3rem; }}
 {"<h2>Fault isolation (means over runs, 95% CI with 2 or more)</h2>" if comparison.faults else ""}
 {"".join(f"<p>{html.escape(note)}</p>" for note in fault_notes(comparison)) if comparison.faults else ""}
 {table(FAULT_HEADER, fault_table(comparison)) if comparison.faults else ""}
+{"<h2>Redeploys under load (means over runs, 95% CI with 2 or more)</h2>" if comparison.redeploys else ""}
+{"".join(f"<p>{html.escape(note)}</p>" for note in redeploy_notes(comparison)) if comparison.redeploys else ""}
+{table(REDEPLOY_HEADER, redeploy_table(comparison)) if comparison.redeploys else ""}
 {f"<h2>Cost per million requests ({html.escape(comparison.prices.currency)})</h2>" if comparison.costs else ""}
 {"".join(f"<p>{html.escape(note)}</p>" for note in cost_notes(comparison)) if comparison.costs else ""}
 {table(COST_HEADER, cost_rows(comparison)) if comparison.costs else ""}

@@ -51,6 +51,7 @@ from aiarch.run_record import (
     Load,
     Objective,
     Point,
+    RedeploySettings,
     ReplicaAfter,
     RunRecord,
 )
@@ -504,7 +505,7 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
 
 def analyse_fault(
     samples: Sequence[Sample],
-    settings: FaultSettings,
+    settings: FaultSettings | RedeploySettings,
     started_at: float,
     injected_at: float,
     ended_at: float | None,

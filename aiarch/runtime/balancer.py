@@ -21,6 +21,11 @@ request side by side.
   service's name on the network (its replicas answer to their container names), on the local
   runtime `<NAME>_URL` names the balancer's frontend.
 - Its CPU and memory are sampled like any service's (service name "balancer").
+- Rolling updates (aiarch.runtime.rollout): each balanced service has two server slots per
+  replica, `<service>-<i>` and `<service>-<i + N>`; a replica's successor starts in the other
+  slot. Slots without a replica are in maintenance (local: `disabled`; Docker: no container
+  answers to the slot's name yet). aiarch turns slots on, drains and stops them through the
+  admin page (`stats admin`, HTTP basic authentication with a token made at `up`, on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -28,18 +33,23 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
 
 from aiarch.config import ProjectConfig
-from aiarch.errors import UserInputError
+from aiarch.errors import AiarchError, UserInputError
 
 BALANCER = "balancer"  # its service name in deployments and records; reserved in aiarch.yaml
 STATS_PROXY = "aiarch_stats"  # no service name holds an underscore
 STATS_PATH = "/stats"
 STATS_PORT = 8404  # inside its container
+ADMIN_PROXY = "aiarch_admin"
+ADMIN_PATH = "/admin"
+ADMIN_PORT = 8405  # inside its container
+ADMIN_USER = "aiarch"
 DEFAULT_IMAGE = "haproxy:2.6"  # the official image; AIARCH_BALANCER_IMAGE or images.balancer override it
 BALANCER_IMAGE_ENV = "AIARCH_BALANCER_IMAGE"
 CONFIG_ENV = "AIARCH_HAPROXY_CONFIG"  # how its configuration reaches a container
@@ -87,18 +97,41 @@ def balancer_plan(config: ProjectConfig, replicas: Mapping[str, int]) -> Balance
     return BalancerPlan(tuple(frontends), config.balancer.check_interval_ms, entry if entry in balanced else None)
 
 
+@dataclass(frozen=True)
+class Server:
+    """One server slot of a balanced service: `<service>-<slot>` at ADDRESS (host:port)."""
+
+    name: str
+    address: str
+    enabled: bool = True  # False: in maintenance until aiarch turns it on (an empty slot)
+
+
+def slot_count(replicas: int) -> int:
+    """Server slots of a service with REPLICAS replicas: one more for each, where its successor
+    starts during a rolling update."""
+    return 2 * replicas
+
+
+def spare_slot(slot: int, replicas: int) -> int:
+    """The slot a replica's successor takes: the other one of its pair."""
+    return (slot + replicas) % slot_count(replicas)
+
+
 def haproxy_config(
     plan: BalancerPlan,
-    servers: Mapping[str, Sequence[tuple[str, str]]],
+    servers: Mapping[str, Sequence[Server]],
     *,
     docker_dns: bool,
     bind: str,
     stats_port: int,
     ports: Mapping[str, int] | None = None,
+    admin_port: int | None = None,
+    admin_token: str | None = None,
 ) -> str:
-    """HAProxy's configuration: SERVERS maps each balanced service to its replicas' (name,
-    host:port); on Docker (DOCKER_DNS) the hosts are container names, resolved by the engine's
-    DNS again after a restart. PORTS overrides a frontend's port (the local runtime's free ports)."""
+    """HAProxy's configuration: SERVERS maps each balanced service to its server slots; on
+    Docker (DOCKER_DNS) their hosts are container names, resolved by the engine's DNS again after
+    a restart. PORTS overrides a frontend's port (the local runtime's free ports). ADMIN_PORT and
+    ADMIN_TOKEN add the admin page that rolling updates use (basic authentication)."""
     interval = plan.check_interval_ms
     lines = [
         "# Written by aiarch for this deployment; `aiarch down` removes it.",
@@ -123,6 +156,7 @@ def haproxy_config(
             "    nameserver engine 127.0.0.11:53",
             "    hold valid 1s",
             "    hold obsolete 1s",
+            "    hold nx 1s",
             "",
         ]
     lines += [
@@ -133,6 +167,18 @@ def haproxy_config(
         "    stats refresh 0",
         "",
     ]
+    if admin_port is not None and admin_token is not None:
+        lines += [
+            f"frontend {ADMIN_PROXY}",
+            f"    bind {bind}:{admin_port}",
+            "    stats enable",
+            f"    stats uri {ADMIN_PATH}",
+            "    stats refresh 0",
+            f"    stats auth {ADMIN_USER}:{admin_token}",
+            "    stats admin if TRUE",
+            "    stats show-legends",  # each server's address in the CSV
+            "",
+        ]
     for frontend in plan.frontends:
         port = (ports or {}).get(frontend.service, frontend.port)
         lines += [
@@ -150,7 +196,10 @@ def haproxy_config(
             # after a restart; none at start (a lookup of a name not yet there may go upstream).
             + (" resolvers docker init-addr none" if docker_dns else ""),
         ]
-        lines += [f"    server {name} {address} check" for name, address in servers[frontend.service]]
+        lines += [
+            f"    server {server.name} {server.address} check" + ("" if server.enabled else " disabled")
+            for server in servers[frontend.service]
+        ]
         lines.append("")
     return "\n".join(lines)
 
@@ -164,13 +213,15 @@ class ServerCounts:
     requests: int  # sent to it (HAProxy's lbtot)
     responses: int  # answered by it, any status
     errors: int  # connection and response errors (econ + eresp)
-    status: str  # UP, DOWN, ... (HAProxy's words)
+    status: str  # UP, DOWN, DRAIN, MAINT, ... (HAProxy's words)
+    current: int = 0  # requests it is serving now (scur): 0 once a drained replica is idle
+    address: str = ""  # where it sends them now (host:port; Docker: as the engine's DNS resolved it)
 
 
-def read_stats(stats_url: str, timeout_s: float = 2.0) -> list[ServerCounts]:
+def read_stats(stats_url: str, timeout_s: float = 2.0, auth: tuple[str, str] | None = None) -> list[ServerCounts]:
     """Every balanced replica's counts from the balancer's stats page (CSV). Raises OSError-like
     httpx errors when it does not answer."""
-    response = httpx.get(f"{stats_url};csv;norefresh", timeout=timeout_s)
+    response = httpx.get(f"{stats_url};csv;norefresh", timeout=timeout_s, auth=auth)
     response.raise_for_status()
     return parse_stats(response.text)
 
@@ -180,8 +231,10 @@ def parse_stats(text: str) -> list[ServerCounts]:
     rows = csv.DictReader(io.StringIO(text.removeprefix("# ")))
     counts = []
     for row in rows:
-        if row.get("svname") in ("FRONTEND", "BACKEND", None) or row.get("pxname") == STATS_PROXY:
+        if row.get("svname") in ("FRONTEND", "BACKEND", None) or row.get("pxname") in (STATS_PROXY, ADMIN_PROXY):
             continue
+        if (row.get("status") or "").startswith("MAINT") and (row.get("lbtot") or "0").strip() in ("", "0"):
+            continue  # an empty slot (aiarch.runtime.rollout) that never served
 
         def number(key: str, row: dict[str, str] = row) -> int:
             value = (row.get(key) or "").strip()
@@ -196,6 +249,8 @@ def parse_stats(text: str) -> list[ServerCounts]:
                 responses=responses,
                 errors=number("econ") + number("eresp"),
                 status=(row.get("status") or "").strip(),
+                current=number("scur") + number("qcur"),
+                address=(row.get("addr") or "").strip(),
             )
         )
     return counts
@@ -209,11 +264,52 @@ def not_all_up(stats_url: str, plan: BalancerPlan) -> str | None:
     except httpx.HTTPError as error:
         return f"balancer stats at {stats_url}: {type(error).__name__}"
     for frontend in plan.frontends:
-        servers = [c for c in counts if c.service == frontend.service]
+        servers = [c for c in counts if c.service == frontend.service and not c.status.startswith("MAINT")]
         down = [f"{c.replica} {c.status}" for c in servers if not c.status.startswith("UP")]
         if len(servers) != frontend.replicas or down:
             return f"balancer: {frontend.service} replicas not all up ({', '.join(down) or f'{len(servers)} listed'})"
     return None
+
+
+class BalancerAdmin:
+    """Turns a balanced service's server slots on, drains and stops them, through HAProxy's
+    admin page: `set(service, "inference-3", "ready" | "drain" | "maint")`."""
+
+    def __init__(self, admin_url: str, token: str, stats_url: str) -> None:
+        self.admin_url = admin_url
+        self.auth = (ADMIN_USER, token)
+        self.stats_url = stats_url
+
+    def set(self, service: str, server: str, state: str) -> None:
+        try:
+            response = httpx.post(self.admin_url, data={"s": server, "action": state, "b": service}, auth=self.auth, timeout=5.0)
+        except httpx.HTTPError as error:
+            raise BalancerError(f"the load balancer's admin page does not answer ({type(error).__name__})") from None
+        # It answers 303 to ...;st=DONE, or ;st=ERRP (no such server), ;st=DENY, ...
+        where = response.headers.get("location", "")
+        if response.status_code != 303 or not where.endswith("st=DONE"):
+            raise BalancerError(f"the load balancer refused {state} for {server}: {response.status_code} {where}")
+
+    def server(self, service: str, server: str) -> ServerCounts | None:
+        try:
+            counts = read_stats(self.admin_url, auth=self.auth)  # the admin page shows addresses
+        except httpx.HTTPError:
+            return None
+        return next((c for c in counts if c.service == service and c.replica == server), None)
+
+    def wait(self, service: str, server: str, done: Callable[[ServerCounts | None], bool], timeout_s: float) -> bool:
+        """Poll the server's stats until DONE says so; False at the deadline."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if done(self.server(service, server)):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+
+
+class BalancerError(AiarchError):
+    """The load balancer did not do what a rolling update asked."""
 
 
 def haproxy_binary() -> str:

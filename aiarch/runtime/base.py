@@ -66,6 +66,9 @@ class Replica:
     # What aiarch set in its environment (aiarch.yaml's `environment` and HOST, PORT, <DEP>_URL,
     # AIARCH_DEPLOYMENT), secrets hidden; not what a local process inherits from aiarch's own.
     environment: dict[str, str] = field(default_factory=dict)
+    revision: int = 1  # 1 as `up` started it; each `aiarch redeploy` of its service adds one
+    change: str | None = None  # what its revision changed ("MODEL_VERSION=2", "image rebuilt"), in words
+    image: str | None = None  # the image it runs (Docker)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,11 @@ class BalancerInfo:
     check_interval_ms: int
     entry_url: str | None = None  # the entry service's frontend, from this machine (when balanced)
     image: str | None = None  # Docker only
+    # Rolling updates (aiarch.runtime.rollout): the admin page and its token, and each balanced
+    # service's server slots' addresses (two per replica; aiarch.runtime.balancer.spare_slot).
+    admin_url: str | None = None
+    admin_token: str | None = None
+    slots: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -248,6 +256,10 @@ class Runtime(Protocol):
     def engine_info(self) -> dict[str, str]: ...
 
     def fault_control(self, project: Project, deployment: Deployment) -> FaultControl: ...
+
+    def rollout_ops(self, project: Project, deployment: Deployment) -> Any:
+        """The steps of a rolling update on this runtime (aiarch.runtime.rollout.ReplicaOps)."""
+        ...
 
 
 def new_deployment(

@@ -6,7 +6,8 @@ status(Path("shop")); down(Path("shop"))
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from aiarch.runtime.base import (
     UpOptions,
     load_deployment,
 )
+from aiarch.runtime.rollout import RedeployRequest, RolloutResult, check_request, rollout
 
 RUNTIMES = ("docker", "local")
 MAX_REPLICAS = 64
@@ -202,3 +204,20 @@ def logs(project_dir: Path, service: str, tail: int | None = None, follow: bool 
     if runtime is None:
         raise UserInputError(f"{project.config.name} is not up", hint="run `aiarch up` first")
     return runtime.logs(project, service, tail, follow)
+
+
+def redeploy(
+    project_dir: Path,
+    request: RedeployRequest,
+    reporter: Reporter | None = None,
+    on_step: Callable[[str], None] = lambda message: None,
+    cancel: threading.Event | None = None,
+) -> RolloutResult:
+    """A rolling update of one service of the project's deployment (aiarch.runtime.rollout):
+    every replica replaced by one running REQUEST's change. Raises RolloutFailed after a
+    rollback, RolloutInterrupted after Ctrl-C; the deployment record is right either way."""
+    project = Project.load(project_dir)
+    deployment = check_request(project, load_deployment(project), request)
+    runtime = runtime_for(deployment)
+    ops = runtime.rollout_ops(project, deployment)
+    return rollout(project, deployment, request, ops, reporter or SilentReporter(), on_step, cancel)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import queue
+import secrets
 import threading
 import time
 from collections import deque
@@ -23,16 +24,21 @@ from aiarch.errors import AiarchError, UserInputError
 from aiarch.ids import new_id
 from aiarch.placement import format_cpus, parse_cpus
 from aiarch.runtime.balancer import (
+    ADMIN_PATH,
+    ADMIN_PORT,
     BALANCER,
     BALANCER_IMAGE_ENV,
     CONFIG_ENV,
     DEFAULT_IMAGE,
     STATS_PATH,
     STATS_PORT,
+    BalancerAdmin,
     BalancerPlan,
+    Server,
     balancer_plan,
     haproxy_config,
     not_all_up,
+    slot_count,
 )
 from aiarch.runtime.base import (
     BalancerInfo,
@@ -58,6 +64,7 @@ from aiarch.runtime.base import (
     starting_deployment,
     wait_until_ready,
 )
+from aiarch.runtime.rollout import Spec
 
 if TYPE_CHECKING:
     import docker
@@ -343,7 +350,12 @@ class DockerRuntime:
         options: UpOptions,
         plan: BalancerPlan | None = None,
         attempt: int = 1,
+        given: dict[str, str] | None = None,
+        container_name: str | None = None,
+        host_port: int | None = None,
     ) -> tuple[Replica, Any]:
+        """Create and start one replica. A rolling update gives the environment (GIVEN), a
+        temporary CONTAINER_NAME and the entry's HOST_PORT of the replica it replaces."""
         import docker
 
         config = project.config
@@ -358,7 +370,7 @@ class DockerRuntime:
             frontend = plan.frontend(dependency) if plan else None
             return f"http://{dependency}:{frontend.port if frontend else config.services[dependency].port}"
 
-        environment = {
+        environment = given or {
             **service.environment,
             "HOST": "0.0.0.0",  # noqa: S104 - inside the container; only the entry port is published, on 127.0.0.1
             "PORT": str(service.port),
@@ -367,7 +379,7 @@ class DockerRuntime:
             **fault_environment(config, options),
         }
         image_user = (self.client.images.get(image.id).attrs.get("Config") or {}).get("User") or ""
-        container_name = _container_name(config.name, name, index, deployment_id)
+        container_name = container_name or _container_name(config.name, name, index, deployment_id)
         kwargs: dict[str, Any] = {
             "name": container_name,
             "hostname": f"{name}-{index}",
@@ -391,7 +403,7 @@ class DockerRuntime:
         if is_entry:
             # A host port of our choosing, not the engine's: an ephemeral one may change when the
             # restart policy restarts the container, and the recorded entry URL would go stale.
-            kwargs["ports"] = {f"{service.port}/tcp": ("127.0.0.1", options.port or free_port())}
+            kwargs["ports"] = {f"{service.port}/tcp": ("127.0.0.1", host_port or options.port or free_port())}
         if service.resources.cpus:
             kwargs["nano_cpus"] = int(service.resources.cpus * 1e9)
         if options.cpus is not None:
@@ -410,7 +422,7 @@ class DockerRuntime:
             container.remove(force=True)
             text = str(error.explanation or error)
             taken = "port is already allocated" in text or "address already in use" in text
-            if taken and is_entry and options.port is None and attempt < 3:  # another took the free port first
+            if taken and is_entry and options.port is None and host_port is None and attempt < 3:  # another took it first
                 return self._run(project, name, index, image, network_name, deployment_id, options, plan, attempt + 1)
             if taken:
                 raise UserInputError(
@@ -433,9 +445,10 @@ class DockerRuntime:
             index=index,
             id=container.id or container_name,  # the engine takes either
             name=f"{name}-{index}",
-            address=f"{container_name if balanced else name}:{service.port}",
+            address=f"{_container_name(config.name, name, index, deployment_id) if balanced else name}:{service.port}",
             url=url,
             environment=recorded_environment(environment),
+            image=image.id,
         )
         return replica, container
 
@@ -468,20 +481,32 @@ class DockerRuntime:
         import docker
 
         config = project.config
-        servers = {
+        # Every slot on: one answers once a container holds its name (a successor takes it only
+        # once ready), so that a restarted balancer finds what runs by itself.
+        slots = {
             f.service: [
-                (
-                    f"{f.service}-{index}",
-                    f"{_container_name(config.name, f.service, index, deployment_id)}:{config.services[f.service].port}",
-                )
-                for index in range(f.replicas)
+                f"{_container_name(config.name, f.service, slot, deployment_id)}:{config.services[f.service].port}"
+                for slot in range(slot_count(f.replicas))
             ]
             for f in plan.frontends
         }
-        text = haproxy_config(plan, servers, docker_dns=True, bind="0.0.0.0", stats_port=STATS_PORT)  # noqa: S104 - in the container
+        servers = {
+            name: [Server(f"{name}-{slot}", address) for slot, address in enumerate(addresses)]
+            for name, addresses in slots.items()
+        }
+        token = secrets.token_hex(16)
+        text = haproxy_config(
+            plan,
+            servers,
+            docker_dns=True,
+            bind="0.0.0.0",  # noqa: S104 - in the container; published on 127.0.0.1 only
+            stats_port=STATS_PORT,
+            admin_port=ADMIN_PORT,
+            admin_token=token,
+        )
         image_user = (self.client.images.get(image).attrs.get("Config") or {}).get("User") or ""
         for attempt in range(3):  # another process may take a free port first
-            published = {f"{STATS_PORT}/tcp": ("127.0.0.1", free_port())}
+            published = {f"{STATS_PORT}/tcp": ("127.0.0.1", free_port()), f"{ADMIN_PORT}/tcp": ("127.0.0.1", free_port())}
             if plan.entry:
                 entry_port = plan.frontend(plan.entry).port  # type: ignore[union-attr]
                 published[f"{entry_port}/tcp"] = ("127.0.0.1", options.port or free_port())
@@ -547,6 +572,9 @@ class DockerRuntime:
             check_interval_ms=plan.check_interval_ms,
             entry_url=entry_url,
             image=image,
+            admin_url=f"http://127.0.0.1:{ports[f'{ADMIN_PORT}/tcp'][0]['HostPort']}{ADMIN_PATH}",
+            admin_token=token,
+            slots=slots,
         )
         replica = Replica(
             service=BALANCER,
@@ -732,6 +760,9 @@ class DockerRuntime:
     def fault_control(self, project: Project, deployment: Deployment) -> DockerFaultControl:
         return DockerFaultControl(self.client, project)
 
+    def rollout_ops(self, project: Project, deployment: Deployment) -> DockerRolloutOps:
+        return DockerRolloutOps(self, project, deployment)
+
     def stop_service(self, project: Project, service: str) -> None:
         """Stop a service's containers (fault experiments); `start_service` brings them back."""
         for container in self._containers(project, service):
@@ -740,6 +771,130 @@ class DockerRuntime:
     def start_service(self, project: Project, service: str) -> None:
         for container in self._containers(project, service):
             container.start()
+
+
+class DockerRolloutOps:
+    """A rolling update's steps on Docker (aiarch.runtime.rollout.ReplicaOps): a successor is a
+    new container, with the old one's environment and labels, under a temporary name until it is
+    ready; then it takes its slot's name, which the balancer resolves."""
+
+    def __init__(self, runtime: DockerRuntime, project: Project, deployment: Deployment) -> None:
+        self.runtime = runtime
+        self.client = runtime.client
+        self.project = project
+        self.deployment = deployment
+        self.config = deployment.config or project.config
+        info = deployment.balancer
+        self.plan = balancer_plan(self.config, {name: len(slots) // 2 for name, slots in info.slots.items()}) if info else None
+        self.options = UpOptions(cpus=deployment.cpus, faults=deployment.faults)
+
+    def spec_of(self, replica: Replica) -> Spec:
+        attrs = self.client.api.inspect_container(replica.id)
+        environment = dict(item.partition("=")[::2] for item in (attrs.get("Config") or {}).get("Env") or [])
+        # Only what aiarch set: the image's own ENV (PATH, PYTHON..., PORT) comes with the image.
+        environment = {name: environment[name] for name in replica.environment if name in environment}
+        return Spec(environment, str(attrs.get("Image") or replica.image or ""))
+
+    def build(self, service: str) -> tuple[ImageInfo, float, int | None]:
+        old = next((i for i in self.deployment.images if i.service == service), None)
+        started = time.monotonic()
+        image = self.runtime._build(self.project, service, UpOptions(), _Quiet())
+        took = time.monotonic() - started
+        return image, took, None if old is None else self._new_bytes(old.id, image.id)
+
+    def _new_bytes(self, old_id: str, new_id: str) -> int | None:
+        """The size of NEW_ID's layers after the ones it shares with OLD_ID (the build cache kept
+        them): what a registry would send for the change."""
+        import docker
+
+        try:
+            before = list(reversed(self.client.api.history(old_id)))  # type: ignore[no-untyped-call]
+            after = list(reversed(self.client.api.history(new_id)))  # type: ignore[no-untyped-call]
+        except docker.errors.DockerException:
+            return None
+
+        def key(entry: dict[str, Any]) -> tuple[Any, ...]:
+            # A base image's steps have no id here ("<missing>"): their command and size say it.
+            identity = entry.get("Id")
+            return (identity,) if identity and identity != "<missing>" else (entry.get("CreatedBy"), entry.get("Size"))
+
+        shared = 0
+        while shared < min(len(before), len(after)) and key(before[shared]) == key(after[shared]):
+            shared += 1
+        return sum(int(entry.get("Size") or 0) for entry in after[shared:])
+
+    def start(self, deployment: Deployment, service: str, slot: int, spec: Spec, address_of: Replica | None) -> Any:
+        network = deployment.network or ""
+        image = self.client.images.get(spec.image) if spec.image else None
+        info = ImageInfo(service, image.tags[0] if image and image.tags else service, (image.id if image else None) or "", 0)
+        host_port = None
+        if address_of is not None and address_of.url:
+            host_port = int(address_of.url.rsplit(":", 1)[1])
+        final = _container_name(self.config.name, service, slot, deployment.id)
+        temporary = f"{final}-next" if address_of is None else final
+        project = Project(self.project.path, self.config)
+        replica, container = self.runtime._run(
+            project, service, slot, info, network, deployment.id, self.options, self.plan,
+            given=spec.environment, container_name=temporary, host_port=host_port,
+        )  # fmt: skip
+        return replica, container, final
+
+    def wait_ready(self, handle: Any, timeout_s: float) -> None:
+        replica, container, _ = handle
+        self.runtime._wait_ready(
+            replica, container, self.config.services[replica.service], replace_timeout(self.options, timeout_s)
+        )
+
+    def activate(self, handle: Any) -> None:
+        """Give the ready successor its slot's name; wait until the balancer resolved it."""
+        replica, container, final = handle
+        if container.name != final:
+            container.rename(final)
+            container.reload()
+        info = self.deployment.balancer
+        if info is None or not info.admin_url or not info.admin_token:
+            return
+        networks = container.attrs["NetworkSettings"]["Networks"]
+        address = next(iter(networks.values()))["IPAddress"]
+        admin = BalancerAdmin(info.admin_url, info.admin_token, info.stats_url)
+        server = f"{replica.service}-{replica.index}"
+        port = self.config.services[replica.service].port
+        if not admin.wait(replica.service, server, lambda c: c is not None and c.address == f"{address}:{port}", 15.0):
+            raise AiarchError(f"the load balancer did not resolve {final} to {address} within 15 s")
+
+    def replica(self, handle: Any) -> Replica:
+        replica: Replica = handle[0]
+        return replica
+
+    def stop(self, replica_or_handle: Any) -> None:
+        import docker
+
+        identity = replica_or_handle[1].id if isinstance(replica_or_handle, tuple) else replica_or_handle.id
+        try:
+            container = self.client.containers.get(identity)
+            if container.status == "paused":
+                container.unpause()
+            container.stop(timeout=10)  # SIGTERM: the service finishes what it holds, then SIGKILL
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+    def balancer_changed(self, deployment: Deployment) -> None:
+        return None  # the balancer finds each slot's container by its name
+
+
+class _Quiet:
+    def step(self, message: str) -> None:
+        pass
+
+    def build_output(self, service: str, line: str) -> None:
+        pass
+
+
+def replace_timeout(options: UpOptions, timeout_s: float) -> UpOptions:
+    from dataclasses import replace
+
+    return replace(options, ready_timeout_s=timeout_s)
 
 
 def _restart_policy(policy: str) -> dict[str, Any]:

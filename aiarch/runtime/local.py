@@ -13,12 +13,13 @@ when .aiarch/deployment.json is damaged.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,23 @@ from aiarch.processes import (
     pin_group,
     stop_group_members,
 )
-from aiarch.runtime.balancer import BALANCER, STATS_PATH, BalancerPlan, balancer_plan, haproxy_binary, haproxy_config, not_all_up
+from aiarch.runtime.balancer import (
+    ADMIN_PATH,
+    BALANCER,
+    STATS_PATH,
+    BalancerPlan,
+    Server,
+    balancer_plan,
+    haproxy_binary,
+    haproxy_config,
+    not_all_up,
+)
 from aiarch.runtime.base import (
     DEPLOYMENT_FILE,
     BalancerInfo,
     Deployment,
     DownReport,
+    ImageInfo,
     Project,
     Replica,
     ReplicaStatus,
@@ -64,7 +76,8 @@ from aiarch.runtime.base import (
     starting_deployment,
     wait_until_ready,
 )
-from aiarch.state import STATE_DIR, log_tail, read_json, write_json_atomic
+from aiarch.runtime.rollout import Spec
+from aiarch.state import STATE_DIR, log_tail, read_json, write_json_atomic, write_text_atomic
 from aiarch.supervisor import SupervisorStatus, memory_limit_reason, read_status
 
 PROCESSES_DIR = "processes"
@@ -181,6 +194,34 @@ def _stop(record: ProcessRecord) -> bool:
     SIGKILL; also after its leader exited. True when something of it was running."""
     leader = _find(record.id)
     return bool(stop_group_members(record.group, partial(_belongs, record, leader), CONTINUE_TERMINATE_KILL))
+
+
+def _port_of(url: str) -> int:
+    return int(url.split("//", 1)[-1].split("/", 1)[0].rsplit(":", 1)[1])
+
+
+def _write_balancer_config(project: Project, plan: BalancerPlan, info: BalancerInfo, live: set[str]) -> Path:
+    """HAProxy's configuration file for the deployment, the slots named in LIVE on (the others
+    wait in maintenance); readable by this user only (it holds the admin page's token). The
+    supervisor restarts HAProxy from it."""
+    servers = {
+        name: [Server(f"{name}-{slot}", address, f"{name}-{slot}" in live) for slot, address in enumerate(addresses)]
+        for name, addresses in info.slots.items()
+    }
+    text = haproxy_config(
+        plan,
+        servers,
+        docker_dns=False,
+        bind="127.0.0.1",
+        stats_port=_port_of(info.stats_url),
+        ports={name: int(address.rsplit(":", 1)[1]) for name, address in info.frontends.items()},
+        admin_port=_port_of(info.admin_url or ""),
+        admin_token=info.admin_token,
+    )
+    path = project.state_dir / BALANCER / "haproxy.cfg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, text, mode=0o600)
+    return path
 
 
 def _readiness(replica: Replica, service: Service) -> str | None:
@@ -353,29 +394,29 @@ class LocalRuntime:
         next_port: Callable[[], int],
     ) -> BalancerInfo:
         """HAProxy on 127.0.0.1, a frontend per balanced service (the entry's on --port when
-        given), supervised like the services (restarted on failure)."""
+        given), supervised like the services (restarted on failure). Each balanced service gets
+        a spare server slot per replica, on a port chosen now, for rolling updates."""
         stats_port = next_port()
+        admin_port = next_port()
         frontend_ports = {
             f.service: options.port if (f.service == plan.entry and options.port) else next_port() for f in plan.frontends
         }
-        servers = {
-            name: [(f"{name}-{index}", f"127.0.0.1:{port}") for index, port in enumerate(replica_ports)]
-            for name, replica_ports in ports.items()
-        }
-        text = haproxy_config(plan, servers, docker_dns=False, bind="127.0.0.1", stats_port=stats_port, ports=frontend_ports)
-        path = project.state_dir / BALANCER / "haproxy.cfg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        given = {DEPLOYMENT_ENV: deployment_id}
-        stats_url = f"http://127.0.0.1:{stats_port}{STATS_PATH}"
-        command = [haproxy, "-db", "-f", str(path)]
-        self._spawn(project, BALANCER, 0, stats_port, command, given, "on-failure:5", None, started, options, url=stats_url)
-        return BalancerInfo(
-            stats_url=stats_url,
+        slots = {name: [f"127.0.0.1:{port}" for port in [*live, *(next_port() for _ in live)]] for name, live in ports.items()}
+        live = {f"{name}-{index}" for name, replica_ports in ports.items() for index in range(len(replica_ports))}
+        info = BalancerInfo(
+            stats_url=f"http://127.0.0.1:{stats_port}{STATS_PATH}",
             frontends={name: f"127.0.0.1:{port}" for name, port in frontend_ports.items()},
             check_interval_ms=plan.check_interval_ms,
             entry_url=f"http://127.0.0.1:{frontend_ports[plan.entry]}" if plan.entry else None,
+            admin_url=f"http://127.0.0.1:{admin_port}{ADMIN_PATH}",
+            admin_token=secrets.token_hex(16),
+            slots=slots,
         )
+        path = _write_balancer_config(project, plan, info, live)
+        given = {DEPLOYMENT_ENV: deployment_id}
+        command = [haproxy, "-db", "-f", str(path)]
+        self._spawn(project, BALANCER, 0, stats_port, command, given, "on-failure:5", None, started, options, url=info.stats_url)
+        return info
 
     def _start(
         self,
@@ -416,6 +457,7 @@ class LocalRuntime:
         started: list[tuple[Replica, subprocess.Popen[bytes]]],
         options: UpOptions,
         url: str | None = None,
+        order: int | None = None,
     ) -> None:
         """Start COMMAND in its own session, under its supervisor (which applies the RESTART
         policy and, where it can, the MEMORY limit), on the CPUs of OPTIONS (None: any), with
@@ -462,7 +504,8 @@ class LocalRuntime:
             environment=recorded_environment(given),
         )
         started.append((replica, process))
-        _save_record(project, ProcessRecord(given[DEPLOYMENT_ENV], name, index, replica.id, order=len(started) - 1))
+        order = len(started) - 1 if order is None else order
+        _save_record(project, ProcessRecord(given[DEPLOYMENT_ENV], name, index, replica.id, order=order))
 
     def engine_info(self) -> dict[str, str]:
         return {"engine": "local processes", "python": sys.version.split()[0], "executable": sys.executable}
@@ -472,6 +515,9 @@ class LocalRuntime:
 
     def fault_control(self, project: Project, deployment: Deployment) -> LocalFaultControl:
         return LocalFaultControl(project)
+
+    def rollout_ops(self, project: Project, deployment: Deployment) -> LocalRolloutOps:
+        return LocalRolloutOps(self, project, deployment)
 
     def down(self, project: Project, remove_images: bool = False) -> DownReport:
         """Stop every process group the project's state names, then forget the records. A damaged
@@ -654,6 +700,85 @@ class LocalFaultControl:
             return None
         why = memory_limit_reason()
         return f"the local runtime could not enforce services.{service}.resources.memory here ({why or 'it was not set at up'})"
+
+
+class LocalRolloutOps:
+    """A rolling update's steps on local processes (aiarch.runtime.rollout.ReplicaOps): a
+    successor is a new supervised process group on its slot's port (or the old replica's port,
+    without a balancer); the balancer's configuration file follows every change."""
+
+    def __init__(self, runtime: LocalRuntime, project: Project, deployment: Deployment) -> None:
+        self.runtime = runtime
+        self.project = project
+        self.config = deployment.config or project.config
+        self.options = UpOptions(cpus=deployment.cpus)
+        self.order = len(_process_records(project, deployment))
+
+    def spec_of(self, replica: Replica) -> Spec:
+        """The environment aiarch gave REPLICA; a value the record hides (a secret) is read back
+        from its running process."""
+        process = _find(replica.id)
+        try:
+            running = process.environ() if process is not None else {}
+        except psutil.Error:
+            running = {}
+        hidden = [name for name, value in replica.environment.items() if value == "(hidden)" and name not in running]
+        if hidden:
+            raise AiarchError(
+                f"cannot read {hidden[0]} of {replica.name} back (it is not running)", hint="`aiarch down` and `up`"
+            )
+        return Spec({name: running[name] if value == "(hidden)" else value for name, value in replica.environment.items()})
+
+    def build(self, service: str) -> tuple[ImageInfo, float, int | None]:
+        raise UserInputError("--rebuild builds an image, and the local runtime runs none")
+
+    def start(self, deployment: Deployment, service: str, slot: int, spec: Spec, address_of: Replica | None) -> Any:
+        if address_of is not None:
+            port = int(address_of.address.rsplit(":", 1)[1])
+        else:
+            assert deployment.balancer is not None
+            port = int(deployment.balancer.slots[service][slot].rsplit(":", 1)[1])
+        settings = self.config.services[service]
+        given = {**spec.environment, "HOST": "127.0.0.1", "PORT": str(port), DEPLOYMENT_ENV: deployment.id}
+        command = [sys.executable if part == "python" else part for part in settings.command]
+        memory = settings.resources.memory_bytes if memory_limit_reason() is None else None
+        started: list[tuple[Replica, subprocess.Popen[bytes]]] = []
+        self.runtime._spawn(
+            self.project, service, slot, port, command, given, settings.restart, memory, started, self.options, order=self.order
+        )
+        self.order += 1
+        return started[0]
+
+    def wait_ready(self, handle: Any, timeout_s: float) -> None:
+        replica, _ = handle
+        probe = partial(_readiness, replica, self.config.services[replica.service])
+        self.runtime._wait(
+            self.project, handle, f"service {replica.name}", probe, replace(self.options, ready_timeout_s=timeout_s)
+        )
+
+    def activate(self, handle: Any) -> None:
+        return None
+
+    def replica(self, handle: Any) -> Replica:
+        replica: Replica = handle[0]
+        return replica
+
+    def stop(self, replica_or_handle: Any) -> None:
+        replica, process = replica_or_handle if isinstance(replica_or_handle, tuple) else (replica_or_handle, None)
+        deployment_id = replica.environment.get(DEPLOYMENT_ENV, "")
+        record = ProcessRecord(deployment_id, replica.service, replica.index, replica.id)
+        _stop(record)
+        if process is not None:
+            process.poll()
+        _record_path(self.project, record).unlink(missing_ok=True)
+
+    def balancer_changed(self, deployment: Deployment) -> None:
+        info = deployment.balancer
+        if info is None:
+            return
+        plan = balancer_plan(self.config, {name: len(slots) // 2 for name, slots in info.slots.items()})
+        if plan is not None:
+            _write_balancer_config(self.project, plan, info, {r.name for r in deployment.replicas if r.service in info.slots})
 
 
 class LocalUsageProbe:

@@ -64,7 +64,7 @@ def test_one_trial_a_side_names_no_winner_and_says_why(runs_of_trials, tmp_path:
         assert cards[claim].kind == "no verdict" and cards[claim].verdict.startswith("no verdict: one trial"), cards[claim]
         assert "(within one trial)" in cards[claim].figure
     document = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert document["schema"] == "aiarch.comparison/5"
+    assert document["schema"] == "aiarch.comparison/6"
     [replication] = document["replication"].values()
     assert replication["unit"] == "requests" and replication["baseline_trials"] == 1
     [rows] = document["differences"].values()

@@ -16,14 +16,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Path, Query
+from fastapi import FastAPI, HTTPException, Path, Query, Response
 
 from shop.catalog import CATEGORIES, Catalog
 from shop.faults import add_fault_route, fault_target
 from shop.ports import Recommender
 from shop.schemas import Problem, Product, ProductPage, RecommendRequest, RecommendResponse
 from shop.settings import MAX_PAGE, Settings
-from shop.web import service_app
+from shop.web import service_app, version_header
 
 
 def create_app(settings: Settings, recommender: Recommender, title: str = "shop") -> FastAPI:
@@ -48,7 +48,8 @@ def create_app(settings: Settings, recommender: Recommender, title: str = "shop"
         reason = await recommender.not_ready_reason()
         return [*reasons, reason] if reason else reasons
 
-    app = service_app(title, lifespan, not_ready_reasons)
+    # The monolith reports its own model version; the gateway none (shop.remote.HttpRecommender).
+    app = service_app(title, lifespan, not_ready_reasons, recommender.model_version)
 
     @app.get("/products/{product_id}", response_model=Product, responses={404: {"model": Problem}})
     async def get_product(product_id: Annotated[int, Path(ge=0)]) -> Product:
@@ -67,21 +68,31 @@ def create_app(settings: Settings, recommender: Recommender, title: str = "shop"
         """Products in id order, optionally of one category."""
         return ProductPage(items=[Product(**p) for p in state["catalog"].list(category, limit, offset)])
 
+    async def recommendations(request: RecommendRequest) -> RecommendResponse:
+        answer = await recommender.recommend(request.user_id, request.k)
+        products = state["catalog"].get_many([s.item_id for s in answer.items])
+        # One validation call for the whole answer (cheaper than a model per item).
+        return RecommendResponse.model_validate(
+            {
+                "user_id": request.user_id,
+                "items": [{**products[s.item_id], "score": s.score} for s in answer.items],
+                "model_version": answer.model_version,
+            }
+        )
+
     @app.post(
         "/recommend",
         response_model=RecommendResponse,
         responses={404: {"model": Problem}, 413: {"model": Problem}, 503: {"model": Problem}},
     )
-    async def recommend(request: RecommendRequest) -> RecommendResponse:
-        """The k products this user is most likely to want, with scores and catalog fields."""
-        scored = await recommender.recommend(request.user_id, request.k)
-        products = state["catalog"].get_many([s.item_id for s in scored])
-        # One validation call for the whole answer (cheaper than a model per item).
-        return RecommendResponse.model_validate(
-            {"user_id": request.user_id, "items": [{**products[s.item_id], "score": s.score} for s in scored]}
-        )
+    async def recommend(request: RecommendRequest, response: Response) -> RecommendResponse:
+        """The k products this user is most likely to want, with scores and catalog fields, and
+        the version of the model that chose them (also in the x-model-version header)."""
+        answer = await recommendations(request)
+        response.headers.update(version_header(answer))
+        return answer
 
-    app.fast_post("/recommend", RecommendRequest, recommend)
+    app.fast_post("/recommend", RecommendRequest, recommendations, headers=version_header)
     if faults is not None:
         add_fault_route(app, "/faults", faults)
     return app

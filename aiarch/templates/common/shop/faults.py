@@ -46,7 +46,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shop.ports import Recommender, RecommenderUnavailable, ScoredItem
+from shop.ports import Recommendations, Recommender, RecommenderUnavailable
 from shop.schemas import Problem
 
 log = logging.getLogger("shop.faults")
@@ -100,10 +100,14 @@ class FaultyRecommender:
         self._latency_until = 0.0  # time.monotonic() at which the added latency ends; 0: none
         self._leak: _Leak | None = None
 
+    @property
+    def model_version(self) -> str | None:
+        return self.inner.model_version
+
     async def start(self) -> None:
         await self.inner.start()
 
-    async def recommend(self, user_id: int, k: int) -> list[ScoredItem]:
+    async def recommend(self, user_id: int, k: int) -> Recommendations:
         if self._latency_until:
             if time.monotonic() < self._latency_until:
                 await asyncio.sleep(self._delay_s)

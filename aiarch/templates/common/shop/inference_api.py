@@ -13,12 +13,12 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
 from shop.faults import add_fault_route, fault_target
 from shop.ports import Recommender
 from shop.schemas import Problem, RecommendRequest, ScoredItems
-from shop.web import service_app
+from shop.web import service_app, version_header
 
 
 def create_inference_app(recommender: Recommender, faults: bool = False) -> FastAPI:
@@ -37,7 +37,7 @@ def create_inference_app(recommender: Recommender, faults: bool = False) -> Fast
         reason = await recommender.not_ready_reason()
         return [reason] if reason else []
 
-    app = service_app("shop inference", lifespan, not_ready_reasons)
+    app = service_app("shop inference", lifespan, not_ready_reasons, recommender.model_version)
     served = {"recommendations": 0}
 
     @app.get("/v1/stats", tags=["ops"])
@@ -47,14 +47,22 @@ def create_inference_app(recommender: Recommender, faults: bool = False) -> Fast
         batch_stats: dict[str, int] = getattr(recommender, "batch_stats", dict)()
         return {"replica": socket.gethostname(), "recommendations_served": served["recommendations"], **batch_stats}
 
-    @app.post("/v1/recommend", response_model=ScoredItems, responses={404: {"model": Problem}})
-    async def recommend(request: RecommendRequest) -> ScoredItems:
-        """Item ids and scores, best first."""
-        scored = await recommender.recommend(request.user_id, request.k)
+    async def scored_items(request: RecommendRequest) -> ScoredItems:
+        answer = await recommender.recommend(request.user_id, request.k)
         served["recommendations"] += 1
-        return ScoredItems.model_validate({"items": [{"id": s.item_id, "score": s.score} for s in scored]})
+        return ScoredItems.model_validate(
+            {"items": [{"id": s.item_id, "score": s.score} for s in answer.items], "model_version": answer.model_version}
+        )
 
-    app.fast_post("/v1/recommend", RecommendRequest, recommend)
+    @app.post("/v1/recommend", response_model=ScoredItems, responses={404: {"model": Problem}})
+    async def recommend(request: RecommendRequest, response: Response) -> ScoredItems:
+        """Item ids and scores, best first, and the version of the model that scored them (also
+        in the x-model-version header)."""
+        answer = await scored_items(request)
+        response.headers.update(version_header(answer))
+        return answer
+
+    app.fast_post("/v1/recommend", RecommendRequest, scored_items, headers=version_header)
     if target is not None:
         add_fault_route(app, "/v1/faults", target)
     return app

@@ -4,7 +4,9 @@ score(user) = items @ MLP([user_embedding ; mean(items[history(user)])]), top-k 
 the user's recent items excluded.
 
 Weights and each user's recent-item history come from a seeded generator, so every process
-that builds the same preset with the same seed holds the same model, bit for bit.
+that builds the same preset with the same seed holds the same model, bit for bit. The seed comes
+from MODEL_SEED and MODEL_VERSION (weights_seed): a redeploy with a new version changes the
+model, everywhere the same way.
 
 Why int8: a float32 matrix product sums in an order that depends on the batch's shape (the
 kernel changes with it), so a user's scores differ in their last bits between batch sizes, and
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import itertools
 import logging
 import math
@@ -31,7 +34,7 @@ import torch
 from torch import nn
 
 from shop.batching import MicroBatcher
-from shop.ports import RecommenderUnavailable, ScoredItem, UnknownUser
+from shop.ports import Recommendations, RecommenderUnavailable, ScoredItem, UnknownUser
 from shop.presets import ModelPreset
 from shop.settings import MAX_K, Settings
 
@@ -39,6 +42,17 @@ log = logging.getLogger("shop.model")
 
 CODE_MAX = 127  # symmetric int8
 EXACT_FLOAT32_WIDTH = 2**24 // CODE_MAX**2  # widest sum of code products float32 holds exactly
+
+
+def weights_seed(model_seed: int, model_version: str) -> int:
+    """The generator seed of a model version's weights. Version "1" is the original model, seeded
+    with model_seed itself. Any other version's seed comes from a SHA-256 of both (not hash(),
+    which Python salts per process), so every replica of one version holds the same weights, and
+    another version, other weights."""
+    if model_version == "1":
+        return model_seed
+    digest = hashlib.sha256(f"{model_seed}/{model_version}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")  # what torch.Generator.manual_seed takes: 64 bits
 
 
 def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -278,6 +292,7 @@ class InProcessRecommender:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.model_version = settings.model_version
         self._net: RecommenderNet | None = None
         self._device = torch.device("cpu")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recommender")
@@ -291,11 +306,13 @@ class InProcessRecommender:
         self._inline = cpus == 1
         torch.set_num_threads(self.settings.torch_threads or max(1, cpus - 1))
         self._device = pick_device(self.settings.device)
-        net = RecommenderNet(self.settings.preset, self.settings.model_seed).to(self._device)
+        seed = weights_seed(self.settings.model_seed, self.model_version)
+        net = RecommenderNet(self.settings.preset, seed).to(self._device)
         net.choose_kernel(self.settings.batch_max_size)
         log.info(
-            "model %s loaded on %s (%s kernel, torch threads %d, calls on %s, batching %s)",
+            "model %s version %s loaded on %s (%s kernel, torch threads %d, calls on %s, batching %s)",
             self.settings.model_size,
+            self.model_version,
             self._device,
             "int8" if net.use_int8_kernel else "float32",
             torch.get_num_threads(),
@@ -347,14 +364,16 @@ class InProcessRecommender:
         """Synchronous and unbatched, for scripts and benchmarks."""
         return self._run_batch([self._check(user_id, k)])[0]
 
-    async def recommend(self, user_id: int, k: int) -> list[ScoredItem]:
+    async def recommend(self, user_id: int, k: int) -> Recommendations:
         request = self._check(user_id, k)
         if self._batcher is not None:
-            return await self._batcher.submit(request)
-        if self._inline:
-            return self._run_batch([request])[0]
-        loop = asyncio.get_running_loop()
-        return (await loop.run_in_executor(self._executor, self._run_batch, [request]))[0]
+            items = await self._batcher.submit(request)
+        elif self._inline:
+            items = self._run_batch([request])[0]
+        else:
+            loop = asyncio.get_running_loop()
+            items = (await loop.run_in_executor(self._executor, self._run_batch, [request]))[0]
+        return Recommendations(items, self.model_version)
 
     def batch_stats(self) -> dict[str, int]:
         """Model calls and the requests they answered (equal when batching is off)."""

@@ -11,6 +11,14 @@ class ScoredItem(NamedTuple):  # a tuple: ten per answer, built faster than a da
     score: float
 
 
+class Recommendations(NamedTuple):
+    """An answer and the model version that computed it: per answer, since replicas of two
+    versions may answer side by side while a redeploy rolls out."""
+
+    items: list[ScoredItem]
+    model_version: str
+
+
 class UnknownUser(LookupError):
     """The user id is outside the model's users."""
 
@@ -20,11 +28,16 @@ class RecommenderUnavailable(RuntimeError):
 
 
 class Recommender(Protocol):
+    @property
+    def model_version(self) -> str | None:
+        """The version of the model this process holds; None when the answers come from elsewhere."""
+
     async def start(self) -> None:
         """Load the model, or open the connection pool."""
 
-    async def recommend(self, user_id: int, k: int) -> list[ScoredItem]:
-        """The k best items for the user, best first. Raises UnknownUser, RecommenderUnavailable."""
+    async def recommend(self, user_id: int, k: int) -> Recommendations:
+        """The k best items for the user, best first, and the model version that chose them.
+        Raises UnknownUser, RecommenderUnavailable."""
 
     async def not_ready_reason(self) -> str | None:
         """None when ready to answer, else why not."""

@@ -10,6 +10,12 @@ server sharing one core, reached ~6,400 req/s with it, ~4,700 with aiohttp (tune
 jar, pre-parsed URLs) and ~650 with a default httpx.AsyncClient, whose pool is the bottleneck
 under concurrency; its CPU per call measured 37 us vs aiohttp's 67 us.
 
+Each answer carries the model version of the inference replica that computed it (its JSON's
+``model_version``): per answer, since replicas of two versions answer side by side while a
+redeploy rolls out. For the same reason the gateway's ``/readyz`` reports no version
+(``model_version`` None): there is not one to report. An inference service from before model
+versions sends none; it holds version "1"'s weights (shop.model.weights_seed), reported as such.
+
 ``inject`` forwards a fault (shop.faults, only with the fault switch on) to the inference
 service's ``POST /v1/faults``, where the model is: having ``inject`` is what makes the gateway's
 ``POST /faults`` forward instead of applying the fault to the gateway itself.
@@ -26,7 +32,7 @@ from pyreqwest import exceptions as http_errors
 from pyreqwest.client import Client, ClientBuilder
 
 from shop.faults import FaultRequest
-from shop.ports import RecommenderUnavailable, ScoredItem, UnknownUser
+from shop.ports import Recommendations, RecommenderUnavailable, ScoredItem, UnknownUser
 from shop.settings import Settings, SettingsError
 
 TIMEOUTS = (
@@ -36,9 +42,12 @@ TIMEOUTS = (
     http_errors.PoolTimeoutError,
 )
 MAX_IN_FLIGHT = 256  # requests to inference at once, per gateway process
+UNVERSIONED = "1"  # the model version of an inference service that reports none
 
 
 class HttpRecommender:
+    model_version: str | None = None  # no model here: each answer names its own
+
     def __init__(self, base_url: str, connect_timeout_s: float = 0.5, timeout_s: float = 1.5) -> None:
         self.base_urls = [url.strip().rstrip("/") for url in base_url.split(",") if url.strip()]
         self._next_url = itertools.cycle([f"{url}/v1/recommend" for url in self.base_urls])
@@ -71,7 +80,7 @@ class HttpRecommender:
             raise RecommenderUnavailable("the inference client is not started")
         return self._client
 
-    async def recommend(self, user_id: int, k: int) -> list[ScoredItem]:
+    async def recommend(self, user_id: int, k: int) -> Recommendations:
         client = self._require_client()
         try:
             request = client.post(next(self._next_url)).header("content-type", "application/json")
@@ -85,7 +94,9 @@ class HttpRecommender:
             raise UnknownUser(_detail(payload) or f"user {user_id} not found")
         if response.status != 200:
             raise RecommenderUnavailable(f"inference service answered {response.status}")
-        return [ScoredItem(item["id"], item["score"]) for item in orjson.loads(payload)["items"]]
+        answer = orjson.loads(payload)
+        items = [ScoredItem(item["id"], item["score"]) for item in answer["items"]]
+        return Recommendations(items, answer.get("model_version", UNVERSIONED))
 
     async def inject(self, fault: FaultRequest) -> dict[str, Any]:
         """Forward fault to one inference replica (round-robin) and return its answer; a clear

@@ -18,6 +18,13 @@ class ProductPage(BaseModel):
     items: list[Product]
 
 
+class Versioned(BaseModel):
+    """A shape with a model_version field, which pydantic before 2.10 would warn about (its
+    model_ prefix was reserved)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+
 class RecommendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -29,9 +36,10 @@ class Recommendation(Product):
     score: float
 
 
-class RecommendResponse(BaseModel):
+class RecommendResponse(Versioned):
     user_id: int
     items: list[Recommendation]
+    model_version: str = Field(description="The version of the model that chose the items.")
 
 
 class ScoredItemOut(BaseModel):
@@ -39,13 +47,15 @@ class ScoredItemOut(BaseModel):
     score: float
 
 
-class ScoredItems(BaseModel):
+class ScoredItems(Versioned):
     items: list[ScoredItemOut]
+    model_version: str = Field(description="The version of the model that scored the items.")
 
 
-class Status(BaseModel):
+class Status(Versioned):
     status: str
     reasons: list[str] = []
+    model_version: str | None = Field(default=None, description="The version of the model this process holds, if any.")
 
 
 class Problem(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -15,6 +16,7 @@ D = TypeVar("D")
 MAX_K = 100
 MAX_PAGE = 100
 MAX_BODY_BYTES = 4096
+MODEL_VERSION_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,32}")  # safe in a header, a log line, a file name
 
 
 class SettingsError(ValueError):
@@ -25,6 +27,7 @@ class SettingsError(ValueError):
 class Settings:
     model_size: str = "small"
     model_seed: int = 0
+    model_version: str = "1"  # names the weights (shop.model.weights_seed); "1": MODEL_SEED's own
     catalog_seed: int = 0
     device: str = "auto"  # auto: CUDA when available, else CPU
     torch_threads: int | None = None
@@ -46,6 +49,9 @@ class Settings:
         size = env.get("MODEL_SIZE", cls.model_size)
         if size not in PRESETS:
             raise SettingsError(f"MODEL_SIZE={size!r} is not one of {', '.join(PRESETS)}")
+        version = env.get("MODEL_VERSION", cls.model_version)
+        if not MODEL_VERSION_PATTERN.fullmatch(version):
+            raise SettingsError(f"MODEL_VERSION={version!r}: use 1 to 32 letters, digits, '.', '_' or '-'")
         device = env.get("DEVICE", cls.device)
         if device not in ("auto", "cpu", "cuda"):
             raise SettingsError(f"DEVICE={device!r} is not one of auto, cpu, cuda")
@@ -64,6 +70,7 @@ class Settings:
         return cls(
             model_size=size,
             model_seed=_number(env, "MODEL_SEED", int, cls.model_seed),
+            model_version=version,
             catalog_seed=_number(env, "CATALOG_SEED", int, cls.catalog_seed),
             device=device,
             torch_threads=threads,

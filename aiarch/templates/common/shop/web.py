@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request
@@ -19,24 +19,33 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shop.ports import RecommenderUnavailable, UnknownUser
-from shop.schemas import Status
+from shop.schemas import RecommendResponse, ScoredItems, Status
 from shop.settings import MAX_BODY_BYTES, switch
 
 log = logging.getLogger("shop.web")
 
 RequestModel = TypeVar("RequestModel", bound=BaseModel)
+AnswerModel = TypeVar("AnswerModel", bound=BaseModel)
 
-FastRoute = Callable[[bytes], Awaitable[BaseModel]]
-"""A fast route: validates a JSON body (ValueError when it does not) and returns the handler's
-answer, still to be awaited."""
+MODEL_VERSION_HEADER = "x-model-version"
+
+
+class FastRoute(NamedTuple):
+    """A fast route: answer validates a JSON body (ValueError when it does not) and returns the
+    handler's answer, still to be awaited; headers, when set, gives that answer's own headers."""
+
+    answer: Callable[[bytes], Awaitable[BaseModel]]
+    headers: Callable[[Any], Mapping[str, str]] | None
 
 
 def service_app(
     title: str,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     not_ready_reasons: Callable[[], Awaitable[list[str]]],
+    model_version: str | None = None,
 ) -> ServiceAPI:
-    """A ServiceAPI with /healthz, /readyz, JSON errors for the recommender and a body bound."""
+    """A ServiceAPI with /healthz, /readyz, JSON errors for the recommender and a body bound.
+    /readyz reports model_version, the version of the model this process holds, when given."""
 
     @asynccontextmanager
     async def lifespan_then_freeze(app: FastAPI) -> AsyncIterator[None]:
@@ -70,13 +79,15 @@ def service_app(
         """Alive: the process answers."""
         return Status(status="ok")
 
-    @app.get("/readyz", response_model=Status, responses={503: {"model": Status}}, tags=["ops"])
+    @app.get("/readyz", response_model=Status, response_model_exclude_none=True, responses={503: {"model": Status}}, tags=["ops"])
     async def readyz() -> Status | JSONResponse:
-        """Ready: everything loaded and every dependency reachable."""
+        """Ready: everything loaded and every dependency reachable; the model's version, where
+        this process holds the model."""
         reasons = await not_ready_reasons()
         if reasons:
-            return JSONResponse(Status(status="not ready", reasons=reasons).model_dump(), status_code=503)
-        return Status(status="ready")
+            not_ready = Status(status="not ready", reasons=reasons, model_version=model_version)
+            return JSONResponse(not_ready.model_dump(exclude_none=True), status_code=503)
+        return Status(status="ready", model_version=model_version)
 
     return app
 
@@ -87,6 +98,12 @@ def problem(error: Exception) -> tuple[int, dict[str, str]]:
         return 404, {"detail": str(error)}
     log.warning("recommend failed: %s", error)
     return 503, {"detail": f"recommendations unavailable: {error}"}
+
+
+def version_header(answer: RecommendResponse | ScoredItems) -> dict[str, str]:
+    """The header that names the model version of a recommendation, on both of its paths: the
+    fast path's headers= (ServiceAPI.fast_post) and the routed handler's Response."""
+    return {MODEL_VERSION_HEADER: answer.model_version}
 
 
 class ServiceAPI(FastAPI):
@@ -123,17 +140,25 @@ class ServiceAPI(FastAPI):
         self,
         path: str,
         request_model: type[RequestModel],
-        handler: Callable[[RequestModel], Awaitable[BaseModel]],
+        handler: Callable[[RequestModel], Awaitable[AnswerModel]],
+        headers: Callable[[AnswerModel], Mapping[str, str]] | None = None,
     ) -> None:
         """Answer plain JSON POSTs to path with handler, past FastAPI's routing. Register the
-        same handler as the FastAPI route for path too: it answers everything else."""
+        same handler as the FastAPI route for path too: it answers everything else.
 
-        def route(body: bytes) -> Awaitable[BaseModel]:
+        headers(answer), when given, are the answer's own response headers, sent after
+        content-length and content-type. The FastAPI route must send the same: its handler takes
+        a ``response: Response`` and calls ``response.headers.update(headers(answer))``, which
+        FastAPI sends in that same place. A function of the answer rather than a Response per
+        request, as FastAPI builds: that costs ~3 us, ~7% of the fast path's CPU without the
+        model (measured on one core)."""
+
+        def answer(body: bytes) -> Awaitable[BaseModel]:
             # orjson reads standard JSON to the same values as FastAPI's json.loads; what it
             # refuses (NaN, huge numbers) goes FastAPI's way like any other invalid body.
             return handler(request_model.model_validate(orjson.loads(body)))
 
-        self.fast_routes[path] = route
+        self.fast_routes[path] = FastRoute(answer, headers)
 
 
 class FastPath:
@@ -172,17 +197,23 @@ class FastPath:
                 break
         body = b"".join(chunks)
         try:
-            answer = route(body)
+            pending = route.answer(body)
         except ValueError:  # invalid JSON or values: FastAPI words the 422
             await self.app(scope, _replay(body, receive), send)
             return
+        answer: BaseModel | None = None
         try:
-            status, payload = 200, (await answer).model_dump_json().encode()
+            answer = await pending
+            status, payload = 200, answer.model_dump_json().encode()
         except (UnknownUser, RecommenderUnavailable) as error:
             status, problem_body = problem(error)
             # JSONResponse's rendering, byte for byte.
             payload = json.dumps(problem_body, ensure_ascii=False, separators=(",", ":")).encode()
         headers = [(b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json")]
+        if answer is not None and route.headers is not None:
+            # Where and as FastAPI adds a handler's Response headers (MutableHeaders' encoding).
+            own = route.headers(answer)
+            headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in own.items()]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 

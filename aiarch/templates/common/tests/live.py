@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -32,3 +33,8 @@ def live_server(app: ASGIApp, startup_timeout_s: float = 60.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def sent_headers(response: httpx.Response) -> list[tuple[str, str]]:
+    """Every header the server sent, in order, but the clock's."""
+    return [(name, value) for name, value in response.headers.multi_items() if name != "date"]

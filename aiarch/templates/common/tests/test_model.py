@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import shop.model
 import torch
-from shop.model import InProcessRecommender, RecommenderNet, _cgroup2_quota, available_cpus
+from shop.model import InProcessRecommender, RecommenderNet, _cgroup2_quota, available_cpus, weights_seed
 from shop.ports import UnknownUser
 from shop.presets import PRESETS
 from shop.settings import Settings, SettingsError
@@ -20,6 +20,50 @@ def test_weights_are_deterministic_per_seed():
     for name, tensor in first.state_dict().items():
         assert torch.equal(tensor, again.state_dict()[name]), name
     assert not torch.equal(first.item_codes, other.item_codes)
+
+
+def test_model_version_is_1_unless_set_and_names_weights_safely():
+    assert Settings().model_version == Settings.from_env({}).model_version == "1"
+    assert Settings.from_env({"MODEL_VERSION": "2024-06-01.rc_2"}).model_version == "2024-06-01.rc_2"
+    assert Settings.from_env({"MODEL_VERSION": "v" * 32}).model_version == "v" * 32
+    for bad in ("", "v" * 33, "two words", "a/b", "v1\n", "x:y", "é"):
+        with pytest.raises(SettingsError, match="MODEL_VERSION"):
+            Settings.from_env({"MODEL_VERSION": bad})
+
+
+def test_version_1_keeps_the_model_seed_and_other_versions_derive_stable_seeds():
+    assert [weights_seed(seed, "1") for seed in (0, 7, -3)] == [0, 7, -3]
+    # Pinned: SHA-256, the same in every process and Python (hash() of a str is salted per process).
+    assert weights_seed(0, "2") == 11368834138774950936
+    assert len({weights_seed(0, "2"), weights_seed(1, "2"), weights_seed(0, "3"), weights_seed(0, "1")}) == 4
+    assert all(0 <= weights_seed(seed, version) < 2**64 for seed in (0, -1, 2**70) for version in ("2", "x" * 32))
+
+
+def test_version_1_answers_as_the_model_seed_alone_did_and_version_2_differently():
+    users = list(range(0, TINY.n_users, 97))
+
+    def answers(settings: Settings) -> list[list[tuple[int, float]]]:
+        async def scenario() -> list[list[tuple[int, float]]]:
+            recommender = InProcessRecommender(settings)
+            await recommender.start()
+            try:
+                answered = [await recommender.recommend(user, 10) for user in users]
+            finally:
+                await recommender.close()
+            assert {answer.model_version for answer in answered} == {settings.model_version}
+            return [[(item.item_id, item.score) for item in answer.items] for answer in answered]
+
+        return asyncio.run(scenario())
+
+    for seed in (0, 3):
+        before = RecommenderNet(TINY, seed)  # how the model was built before there were versions
+        scores, items = before.recommend(torch.tensor(users), 10)
+        expected = [list(zip(row_items, row_scores, strict=True)) for row_items, row_scores in zip(items, scores, strict=True)]
+        version_1 = answers(Settings(model_size="tiny", device="cpu", model_seed=seed))
+        assert version_1 == expected
+        version_2 = answers(Settings(model_size="tiny", device="cpu", model_seed=seed, model_version="2"))
+        assert all(v2 != v1 for v1, v2 in zip(version_1, version_2, strict=True))
+        assert version_2 == answers(Settings(model_size="tiny", device="cpu", model_seed=seed, model_version="2"))
 
 
 def test_scores_have_one_column_per_item_and_hide_the_users_history():
@@ -139,7 +183,8 @@ def test_concurrent_requests_share_model_calls_and_get_the_unbatched_answers(cpu
             await batched.close()
 
     answers, expected, stats = asyncio.run(scenario())
-    assert answers == expected
+    assert [answer.items for answer in answers] == expected
+    assert {answer.model_version for answer in answers} == {"1"}
     assert stats["batched_requests"] == 300
     assert stats["batches"] < 300 / 4  # merged, not one call per request
 

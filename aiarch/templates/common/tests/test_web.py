@@ -7,10 +7,10 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from live import live_server
+from live import live_server, sent_headers
 from shop.api import create_app
 from shop.inference_api import create_inference_app
-from shop.ports import ScoredItem
+from shop.ports import Recommendations, ScoredItem
 from shop.schemas import RecommendRequest, ScoredItemOut, ScoredItems
 from shop.settings import Settings
 from shop.web import FastPath, ServiceAPI
@@ -27,10 +27,10 @@ def echo_app(**kwargs: list[Middleware]) -> ServiceAPI:
 
     @app.post("/echo", response_model=ScoredItems)
     async def routed(request: RecommendRequest) -> ScoredItems:
-        return ScoredItems(items=[ScoredItemOut(id=request.user_id, score=0.0)])
+        return ScoredItems(items=[ScoredItemOut(id=request.user_id, score=0.0)], model_version="1")
 
     async def fast(request: RecommendRequest) -> ScoredItems:
-        return ScoredItems(items=[ScoredItemOut(id=request.user_id, score=1.0)])
+        return ScoredItems(items=[ScoredItemOut(id=request.user_id, score=1.0)], model_version="1")
 
     app.fast_post("/echo", RecommendRequest, fast)
     return app
@@ -98,13 +98,17 @@ def test_middleware_sees_fast_requests_and_they_stay_fast(how: str) -> None:
 
 
 class FixedRecommender:
-    """The recommender's module interface with fixed answers: no model to load."""
+    """The recommender's module interface with fixed answers of model version "fixed-7": no
+    model to load. held=False: the model is elsewhere (the gateway's case)."""
+
+    def __init__(self, held: bool = True) -> None:
+        self.model_version = "fixed-7" if held else None
 
     async def start(self) -> None:
         return None
 
-    async def recommend(self, user_id: int, k: int) -> list[ScoredItem]:
-        return [ScoredItem(item, 1.0 / (item + 1)) for item in range(k)]
+    async def recommend(self, user_id: int, k: int) -> Recommendations:
+        return Recommendations([ScoredItem(item, 1.0 / (item + 1)) for item in range(k)], "fixed-7")
 
     async def not_ready_reason(self) -> str | None:
         return None
@@ -133,3 +137,27 @@ def test_authentication_added_to_a_service_refuses_its_hot_endpoint_too(path: st
     # The fast path is there, innermost: inside the middleware just added.
     middleware: list[object] = [entry.cls for entry in app.user_middleware]
     assert middleware[-1] is FastPath
+
+
+@pytest.mark.parametrize("path", SERVICES)
+def test_the_model_version_is_in_every_answer_the_same_on_both_paths(path: str) -> None:
+    """x-model-version and model_version name the version that answered; the fast path sends
+    the same headers, in the same order, as FastAPI's route (taken for a charset)."""
+    body = b'{"user_id": 3, "k": 2}'
+    with live_server(SERVICES[path]()) as url, httpx.Client(base_url=url, timeout=10) as client:
+        fast = client.post(path, content=body, headers=JSON)
+        routed = client.post(path, content=body, headers={"content-type": "application/json; charset=utf-8"})
+        ready = client.get("/readyz")
+    assert fast.status_code == routed.status_code == 200
+    assert fast.content == routed.content and sent_headers(fast) == sent_headers(routed)
+    assert fast.headers["x-model-version"] == fast.json()["model_version"] == "fixed-7"
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "reasons": [], "model_version": "fixed-7"}
+
+
+def test_a_service_without_the_model_names_each_answers_version_but_reports_none() -> None:
+    """The gateway's case: each answer names the version that computed it; /readyz none."""
+    with live_server(create_app(Settings(model_size="tiny"), FixedRecommender(held=False))) as url:
+        ready = httpx.get(f"{url}/readyz", timeout=10)
+        answer = httpx.post(f"{url}/recommend", content=b'{"user_id": 3, "k": 2}', headers=JSON, timeout=10)
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "reasons": []}
+    assert answer.headers["x-model-version"] == answer.json()["model_version"] == "fixed-7"

@@ -238,11 +238,12 @@ def redeploy(
         from aiarch.config import parse_duration_option
         from aiarch.runtime.rollout import DEFAULT_DRAIN_TIMEOUT_S, RedeployRequest, RolloutFailed, RolloutInterrupted, parse_set
 
+        drain_s = parse_duration_option("--drain-timeout", drain_timeout)
         request = RedeployRequest(
             service=service,
             set_env=parse_set(set_env or []),
             rebuild=rebuild,
-            drain_timeout_s=parse_duration_option("--drain-timeout", drain_timeout) or DEFAULT_DRAIN_TIMEOUT_S,
+            drain_timeout_s=DEFAULT_DRAIN_TIMEOUT_S if drain_s is None else drain_s,
             ready_timeout_s=timeout,
         )
         try:

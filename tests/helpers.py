@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+
+import httpx
 
 
 def edit_config(project: Path, edit) -> None:
@@ -177,3 +182,22 @@ def measured_project(folder: Path, url: str) -> Path:
         ),
     )
     return folder
+
+
+def recommend_versions(url: str, seconds: float, answers: Counter[str]) -> threading.Thread:
+    """Recommendations from URL for SECONDS in a thread: each answer's version, or its failure."""
+
+    def ask() -> None:
+        stop = time.monotonic() + seconds
+        with httpx.Client(base_url=url, timeout=5) as client:
+            while time.monotonic() < stop:
+                try:
+                    response = client.post("/recommend", json={"user_id": 3, "k": 5})
+                    answers[response.headers.get("x-model-version") or f"HTTP {response.status_code}"] += 1
+                except httpx.HTTPError as error:
+                    answers[type(error).__name__] += 1
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    return thread

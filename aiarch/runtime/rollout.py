@@ -153,7 +153,9 @@ def parse_set(values: list[str]) -> dict[str, str]:
 
 
 def check_request(project: Project, deployment: Deployment | None, request: RedeployRequest) -> Deployment:
-    """The refusals before anything starts: no deployment, an unknown service, bad flags."""
+    """The refusals before anything starts: bad flags, no deployment, an unknown service."""
+    if request.drain_timeout_s <= 0 or request.ready_timeout_s <= 0:
+        raise UserInputError("--drain-timeout and --timeout must be > 0 seconds")
     if deployment is None:
         raise UserInputError(f"{project.config.name} is not up: nothing to redeploy", hint="run `aiarch up` first")
     config = deployment.config or project.config
@@ -166,8 +168,6 @@ def check_request(project: Project, deployment: Deployment | None, request: Rede
             f"{project.config.name} is {deployment.state}, not ready (deployment {deployment.id})",
             hint="check `aiarch ps`; `aiarch down` and `aiarch up` for a fresh deployment",
         )
-    if request.drain_timeout_s <= 0 or request.ready_timeout_s <= 0:
-        raise UserInputError("--drain-timeout and --timeout must be > 0 seconds")
     if request.rebuild and deployment.runtime == "local":
         raise UserInputError("--rebuild builds an image, and the local runtime runs none", hint="leave out --rebuild")
     return deployment

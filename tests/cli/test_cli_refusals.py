@@ -266,3 +266,56 @@ def test_experiment_scale_refuses_bad_input_in_one_line_before_deploying(shop_pr
     assert first.startswith("error: ") and message in first, result.stderr
     assert result.stderr.count("error:") == 1 and "Traceback" not in result.output
     assert service_processes() == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["inference"], "is not up: nothing to redeploy"),
+        (["inference", "--set", "MODEL_VERSION"], "--set 'MODEL_VERSION' is not NAME=VALUE"),
+        (["inference", "--set", "2X=1"], "--set '2X=1' is not NAME=VALUE"),
+        (["inference", "--drain-timeout", "0s"], "--drain-timeout"),
+    ],
+)
+def test_redeploy_refuses_bad_input_in_one_line_before_starting_anything(shop_projects, flags: list[str], message: str):
+    project = shop_projects["microservices"]
+    result = runner.invoke(app, ["redeploy", "-p", str(project), *flags])
+    assert result.exit_code == 2, result.output
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("error: ") and message in first, result.stderr
+    assert "Traceback" not in result.output and service_processes() == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--at", "70s"], "--at 70s is not inside the run (--duration 60s)"),
+        (["--rate", "0"], "--rate must be > 0"),
+        (["--set", "MODEL_VERSION"], "--set 'MODEL_VERSION' is not NAME=VALUE"),
+        (["--users", "4"], "No such option"),
+        ([], "is not up"),
+    ],
+)
+def test_experiment_redeploy_refuses_bad_input_in_one_line(shop_projects, flags: list[str], message: str):
+    project = shop_projects["monolith"]
+    result = runner.invoke(app, ["experiment", "redeploy", "-p", str(project), *flags])
+    assert result.exit_code == 2, result.output
+    assert message in result.output, result.output
+    assert "Traceback" not in result.output and service_processes() == []
+
+
+def test_redeploy_of_an_unknown_service_or_the_balancer_is_refused(shop_projects):
+    from aiarch.runtime import up
+
+    project = shop_projects["monolith"]
+    try:
+        up(project, runtime="local")
+        for service, message in (("catalog", "unknown service 'catalog'; services: monolith"),
+                                 ("balancer", "the load balancer is aiarch's own")):  # fmt: skip
+            result = runner.invoke(app, ["redeploy", service, "-p", str(project)])
+            assert result.exit_code == 2 and message in result.stderr.splitlines()[0], result.output
+        result = runner.invoke(app, ["redeploy", "monolith", "-p", str(project), "--rebuild"])
+        assert result.exit_code == 2 and "the local runtime runs none" in result.stderr, result.output
+    finally:
+        down(project)
+    assert service_processes() == []

@@ -516,7 +516,9 @@ def experiment_redeploy(
     set_env: Annotated[
         list[str] | None,
         typer.Option(
-            "--set", help="NAME=VALUE in the new replicas (default: MODEL_VERSION=<next revision>).", metavar="NAME=VALUE"
+            "--set",
+            help="NAME=VALUE in the new replicas (default: MODEL_VERSION=<next revision>, a new version each run).",
+            metavar="NAME=VALUE",
         ),
     ] = None,
     rebuild: Annotated[

@@ -650,6 +650,7 @@ class RedeployRun(_Model):
     old_after: int = 0  # answers of an older version sent after the rollout ended (should be 0)
     new_after: int = 0  # answers of the new version sent after it ended
     new_version: str | None = None  # as the version header named it
+    outlasted: bool = False  # the rollout ended after the load: what it cost is not all measured
     endpoints: dict[str, EndpointFault] = Field(default_factory=dict)  # each endpoint around the rollout
     versions: list[VersionWindow] = Field(default_factory=list)  # 1 s windows
     after: list[ReplicaAfter] = Field(default_factory=list)
@@ -664,6 +665,8 @@ class RedeployRun(_Model):
         problems = []
         if self.outcome != "done":
             problems.append(f"redeploy run {self.index + 1}: {self.outcome}" + (f" ({self.reason})" if self.reason else ""))
+        if self.outlasted:
+            problems.append(f"redeploy run {self.index + 1}: the rollout outlasted the load (lengthen --duration)")
         if self.after and not all(r.ready for r in self.after):
             left = ", ".join(f"{r.replica} {r.state}" for r in self.after if not r.ready)
             problems.append(f"redeploy run {self.index + 1}: not every replica was ready afterwards ({left})")

@@ -209,6 +209,14 @@ def compare(
     )
     comparison.faults = {run.id: fault_figures(run.record) for run in faulted}
     comparison.redeploys = {run.id: redeploy_figures(run.record) for run in redeployed}
+    if len({figures.replicas for figures in comparison.redeploys.values()}) > 1:
+        comparison.flags.append(
+            "the redeployed services ran different replica counts ("
+            + ", ".join(
+                f"{run.label}: {comparison.redeploys[run.id].service} x{comparison.redeploys[run.id].replicas}" for run in runs
+            )
+            + "): one replica has no balancer to roll out behind, so its requests fail while it restarts"
+        )
     if scaling_of is not None:
         comparison.scaling = scaling_of
         experiments = {run.record.plan.scale.experiment for run in runs if run.record.plan.scale}

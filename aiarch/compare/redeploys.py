@@ -67,7 +67,8 @@ class RedeployFigures:
 
 def _done(record: RunRecord) -> list[RedeployRun]:
     assert record.redeploy is not None
-    return [run for run in record.redeploy.runs if run.outcome == "done"]
+    # A rollout that outlasted the load was not measured whole: its failures would be too few.
+    return [run for run in record.redeploy.runs if run.outcome == "done" and not run.outlasted]
 
 
 def redeploy_figures(record: RunRecord) -> RedeployFigures:
@@ -125,10 +126,13 @@ def redeploy_row(label: str, figures: RedeployFigures) -> list[str]:
     ]
 
 
-def _apart(a: Estimate, b: Estimate) -> bool:
-    """Whether two estimates differ beyond their intervals (with one run each: any difference)."""
+def _apart(a: Estimate, b: Estimate, counts: bool = False) -> bool:
+    """Whether two estimates differ beyond their intervals. Without intervals (one run on a
+    side): COUNTS (failed requests) differ beyond three Poisson deviations of the larger; times
+    by more than 20%."""
     if None in (a.low, a.high, b.low, b.high):
-        return a.mean != b.mean
+        larger = max(a.mean, b.mean)
+        return abs(a.mean - b.mean) > (3 * larger**0.5 if counts else 0.2 * larger)
     return a.high < b.low or b.high < a.low  # type: ignore[operator]
 
 
@@ -144,7 +148,7 @@ def redeploy_verdict(base_label: str, base: RedeployFigures, label: str, candida
     figure = f"{side(base_label, base)}; {side(label, candidate)}"
     if base.failed is None or candidate.failed is None or base.duration_s is None or candidate.duration_s is None:
         return figure, "no verdict: a side has no finished rollout", False
-    if _apart(base.failed, candidate.failed):
+    if _apart(base.failed, candidate.failed, counts=True):
         if candidate.failed.mean < base.failed.mean:
             return (
                 figure,

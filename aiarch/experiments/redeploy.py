@@ -31,6 +31,7 @@ from aiarch.bench.load import BenchOptions
 from aiarch.bench.loadgen_health import MAX_LAG_SHARE
 from aiarch.bench.runner import LiveView
 from aiarch.bench.stats import Sample
+from aiarch.config import recorded_environment
 from aiarch.errors import AiarchError, UserInputError
 from aiarch.experiments.capacity import objective_from, parse_slo
 from aiarch.experiments.fault import BASELINE_SKIP_S, FaultEvent, analyse_fault, settle
@@ -56,7 +57,7 @@ VERSION_ENV = "MODEL_VERSION"  # what the default change sets (the shop's model 
 @dataclass(frozen=True)
 class RedeployOptions:
     service: str | None = None  # None: the service with `role: model` (the monolith's only one)
-    set_env: tuple[str, ...] = ()  # NAME=VALUE; none and no rebuild: MODEL_VERSION=<next revision>
+    set_env: tuple[str, ...] = ()  # NAME=VALUE; none: MODEL_VERSION=<next revision> (a new version each run)
     rebuild: bool = False
     rate: float | None = None
     duration_s: float | None = None
@@ -82,9 +83,7 @@ def check_flags(options: RedeployOptions, bench: BenchOptions) -> None:
 
 
 def _request(options: RedeployOptions, service: str, revision: int) -> RedeployRequest:
-    set_env = parse_set(list(options.set_env))
-    if not set_env and not options.rebuild:
-        set_env = {VERSION_ENV: str(revision)}
+    set_env = parse_set(list(options.set_env)) or {VERSION_ENV: str(revision)}
     return RedeployRequest(
         service=service,
         set_env=set_env,
@@ -172,13 +171,16 @@ def analyse_redeploy(
     """Fill RUN's figures from every request of its trial."""
     started, ended = result.started_at, result.ended_at
     run.endpoints = analyse_fault(samples, settings, load_started, started, ended + AFTER_S)
-    during = [s for s in samples if started <= s.start < ended + AFTER_S]
+    # In flight at the start counts too: a replica stopped under them failed them.
+    during = [s for s in samples if s.end >= started and s.start < ended + AFTER_S]
     run.requests = len(during)
     run.failed = sum(1 for s in during if not s.ok)
     run.baseline_p99_ms = _p99([s.latency_ms for s in samples if load_started + BASELINE_SKIP_S <= s.start < started])
     run.rollout_p99_ms = _p99([s.latency_ms for s in samples if started <= s.start < ended])
     last = max((s.start for s in samples), default=ended)
     run.versions = _versions(samples, started, load_started, last)
+    if run.outcome != "done":
+        return  # rolled back or interrupted: no new version to follow
     answered = [s for s in samples if s.ok and s.version]
     before = {s.version for s in answered if s.start < started}
     after = Counter(s.version for s in answered if s.start >= ended)
@@ -238,8 +240,10 @@ def redeploy_experiment(
         request = _request(options, service, 0)
         settings = RedeploySettings(
             service=service,
-            change=request.describe() if options.set_env or options.rebuild else f"{VERSION_ENV}=<next revision>",
-            set_env=request.set_env if options.set_env else {},
+            change=request.describe()
+            if options.set_env
+            else f"{VERSION_ENV}=<next revision>" + (", image rebuilt" if options.rebuild else ""),
+            set_env=recorded_environment(request.set_env) if options.set_env else {},
             rebuild=options.rebuild,
             at_s=at,
             drain_timeout_s=request.drain_timeout_s,
@@ -320,7 +324,7 @@ def _one_run(
         if outcome is not None:
             analyse_redeploy(outcome.samples, settings, outcome.started_at, result, run)
         if outcome is not None and result.ended_at > max((s.start for s in outcome.samples), default=0.0):
-            run.reason = (run.reason or "") + " the rollout outlasted the load: lengthen --duration"
+            run.outlasted = True
     elif outcome is not None and outcome.interruption is None and not run.reason:
         run.reason = "the rollout did not start before the load ended"
     if outcome is not None and outcome.interruption is not None:

@@ -291,18 +291,24 @@ class BalancerAdmin:
             raise BalancerError(f"the load balancer refused {state} for {server}: {response.status_code} {where}")
 
     def server(self, service: str, server: str) -> ServerCounts | None:
+        """The server's counts now (None: the balancer lists no such server); BalancerError
+        when the balancer does not answer."""
         try:
             counts = read_stats(self.admin_url, auth=self.auth)  # the admin page shows addresses
-        except httpx.HTTPError:
-            return None
+        except httpx.HTTPError as error:
+            raise BalancerError(f"the load balancer's admin page does not answer ({type(error).__name__})") from None
         return next((c for c in counts if c.service == service and c.replica == server), None)
 
     def wait(self, service: str, server: str, done: Callable[[ServerCounts | None], bool], timeout_s: float) -> bool:
-        """Poll the server's stats until DONE says so; False at the deadline."""
+        """Poll the server's stats until DONE says so; False at the deadline. A reading the
+        balancer did not answer is no evidence: the wait goes on."""
         deadline = time.monotonic() + timeout_s
         while True:
-            if done(self.server(service, server)):
-                return True
+            try:
+                if done(self.server(service, server)):
+                    return True
+            except BalancerError:
+                pass
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.1)

@@ -847,10 +847,15 @@ class DockerRolloutOps:
 
     def activate(self, handle: Any) -> None:
         """Give the ready successor its slot's name; wait until the balancer resolved it."""
+        import docker
+
         replica, container, final = handle
-        if container.name != final:
-            container.rename(final)
+        try:
+            if container.name != final:
+                container.rename(final)
             container.reload()
+        except docker.errors.DockerException as error:
+            raise AiarchError(f"cannot give the new replica its slot's name {final}: {error}") from None
         info = self.deployment.balancer
         if info is None or not info.admin_url or not info.admin_token:
             return

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from aiarch.config import recorded_environment
 from aiarch.errors import AiarchError, UserInputError
 from aiarch.runtime.balancer import BALANCER, BalancerAdmin, ServerCounts, spare_slot
 from aiarch.runtime.base import Deployment, ImageInfo, NotReady, Project, Replica, Reporter, save_deployment
@@ -40,7 +41,8 @@ class RedeployRequest:
     ready_timeout_s: float = 120.0
 
     def describe(self) -> str:
-        parts = [f"{name}={value}" for name, value in sorted(self.set_env.items())]
+        """The change in words, as records keep it (a secret's value hidden)."""
+        parts = [f"{name}={value}" for name, value in recorded_environment(self.set_env).items()]
         return ", ".join([*parts, *(["image rebuilt"] if self.rebuild else [])]) or "restarted as it was"
 
 
@@ -139,6 +141,9 @@ class ReplicaOps(Protocol):
         ...
 
 
+RESERVED = ("HOST", "PORT", "AIARCH_DEPLOYMENT")  # aiarch sets them per replica
+
+
 def parse_set(values: list[str]) -> dict[str, str]:
     """`--set NAME=VALUE` flags to a mapping; refused in one line when malformed."""
     result: dict[str, str] = {}
@@ -146,6 +151,8 @@ def parse_set(values: list[str]) -> dict[str, str]:
         name, sep, setting = value.partition("=")
         if not sep or not name or not (name[0].isalpha() or name[0] == "_") or not all(c.isalnum() or c == "_" for c in name):
             raise UserInputError(f"--set {value!r} is not NAME=VALUE", hint="for example --set MODEL_VERSION=2")
+        if name in RESERVED:
+            raise UserInputError(f"--set {name}: aiarch sets {name} for each replica", hint="set another variable")
         if "\0" in setting or "\n" in setting:
             raise UserInputError(f"--set {name}: the value may not hold a newline or NUL")
         result[name] = setting
@@ -170,6 +177,14 @@ def check_request(project: Project, deployment: Deployment | None, request: Rede
         )
     if request.rebuild and deployment.runtime == "local":
         raise UserInputError("--rebuild builds an image, and the local runtime runs none", hint="leave out --rebuild")
+    balanced = deployment.balancer is not None and request.service in deployment.balancer.frontends
+    if balanced and (
+        deployment.balancer is None or request.service not in deployment.balancer.slots or not deployment.balancer.admin_token
+    ):
+        raise UserInputError(
+            f"{project.config.name} was deployed by an aiarch without rolling updates (its balancer has no spare slots)",
+            hint="`aiarch down` and `aiarch up` once",
+        )
     return deployment
 
 
@@ -206,6 +221,7 @@ def rollout(
         on_step(message)
 
     image: str | None = None
+    original_images = deployment.images
     if request.rebuild:
         say(f"building {service}'s image")
         built, result.build_s, result.image_bytes_changed = ops.build(service)
@@ -226,13 +242,25 @@ def rollout(
             done.append((old, new, previous))
     except RolloutStepFailed as failure:
         result.reason = failure.message
-        say(f"rolling back: {failure.message}")
-        current = _roll_back(project, current, done, ops, request, say)
         result.outcome = "rolled back"
+        current = replace(load_current(project, current), images=original_images)
+        save_deployment(project, current)
+        if done:
+            say(f"rolling back {', '.join(new.name for _, new, _ in done)}: {failure.message}")
+        try:
+            current = _roll_back(project, current, done, ops, request, say)
+        except KeyboardInterrupt:
+            result.outcome, result.reason = "interrupted", f"{failure.message}; interrupted while rolling back"
+            result.ended_at = time.time()
+            result.deployment = load_current(project, current)
+            raise RolloutInterrupted(result) from None
+        except (AiarchError, RolloutStepFailed) as again:
+            why = again.message
+            result.reason = f"{failure.message}; the rollback failed too ({why}): `aiarch ps` shows what runs"
         result.ended_at = time.time()
-        result.deployment = current
+        result.deployment = load_current(project, current)
         raise RolloutFailed(
-            f"{service} rolled back: {failure.message}",
+            f"{service} rolled back: {result.reason}",
             result,
             hint=f"the previous revision serves; see `aiarch logs {service}` and `aiarch ps`",
         ) from None
@@ -257,6 +285,8 @@ def load_current(project: Project, fallback: Deployment) -> Deployment:
 
 
 class RolloutStepFailed(Exception):
+    """A step failed and was undone; the rollout rolls back the steps done before it."""
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
@@ -300,7 +330,7 @@ def _up(counts: ServerCounts | None) -> bool:
 
 
 def _idle(counts: ServerCounts | None) -> bool:
-    return counts is None or counts.current == 0
+    return counts is None or counts.current == 0  # None: the balancer no longer lists it
 
 
 def _replace_balanced(
@@ -317,57 +347,60 @@ def _replace_balanced(
     say: Callable[[str], None],
 ) -> tuple[Replica, Deployment]:
     """Start OLD's successor (SPEC) in its spare slot, then drain and stop OLD (PREVIOUS is what
-    it ran: unused here, the balancer keeps it serving until its successor is)."""
+    it ran: unused here, the balancer keeps it serving until its successor is). Any failure or
+    interruption undoes the step: OLD serves again, the successor is drained and stopped."""
     service = old.service
     assert deployment.balancer is not None
     slots = len(deployment.balancer.slots[service])
     slot = spare_slot(_slot_of(old), slots // 2)
-    server = f"{service}-{slot}"
+    server, old_server = f"{service}-{slot}", f"{service}-{_slot_of(old)}"
     admin = _admin(deployment)
     say(f"starting {server} (revision {revision}: {change}) beside {old.name}")
+    save_deployment(project, replace(deployment, state="rolling"))  # another redeploy waits
     step.started_at = time.time()
-    handle = ops.start(deployment, service, slot, spec, None)
+    handle = None
     activated = False
     new: Replica | None = None
     try:
         try:
+            handle = ops.start(deployment, service, slot, spec, None)
             ops.wait_ready(handle, request.ready_timeout_s)
         except NotReady as error:
             raise RolloutStepFailed(f"{server} never got ready ({_why(error)})") from None
         step.ready_at = time.time()
-        try:
-            ops.activate(handle)
-        except AiarchError as error:
-            raise RolloutStepFailed(error.message) from None
-        activated = True
+        activated = True  # from here the balancer may reach it (Docker: by its slot's name)
+        ops.activate(handle)
         new = replace(ops.replica(handle), revision=revision, change=change)
         deployment = _add_after(deployment, old, new)
         save_deployment(project, replace(deployment, state="rolling"))
         step.new = new.name
-        try:
-            admin.set(service, server, "ready")
-        except AiarchError as error:
-            raise RolloutStepFailed(error.message) from None
+        admin.set(service, server, "ready")
         if not admin.wait(service, server, _up, BALANCER_UP_TIMEOUT_S):
             raise RolloutStepFailed(f"the load balancer does not see {server} up within {BALANCER_UP_TIMEOUT_S:g} s")
         step.serving_at = time.time()
-    except BaseException:
-        # Undo this step: the successor goes (drained first if the balancer may use it), OLD stays.
+        say(f"draining {old.name} (up to {request.drain_timeout_s:g} s for the requests in flight)")
+        _retire(old, old_server, ops, admin, request.drain_timeout_s, step)
+    except BaseException as error:
+        if step.stopped_at is not None:  # OLD is gone: the step is done but for the record
+            deployment = _swap(deployment, old, None)
+            ops.balancer_changed(deployment)
+            save_deployment(project, replace(deployment, state="ready"))
+            raise
+        # Undo: OLD serves again, the successor is drained first if the balancer may use it.
+        _quiet(lambda: admin.set(service, old_server, "ready"))
         if activated:
             _quiet(lambda: admin.set(service, server, "drain"))
             admin.wait(service, server, _idle, 2.0)
             _quiet(lambda: admin.set(service, server, "maint"))
-        ops.stop(handle)
+        if handle is not None:
+            ops.stop(handle)
         if new is not None:
             deployment = _swap(deployment, new, None)
         save_deployment(project, replace(deployment, state="ready"))
+        if isinstance(error, AiarchError):
+            raise RolloutStepFailed(error.message) from None
         raise
-    say(f"draining {old.name} (up to {request.drain_timeout_s:g} s for the requests in flight)")
-    try:
-        _retire(deployment, old, ops, admin, request.drain_timeout_s, step)
-    except BaseException:
-        save_deployment(project, replace(deployment, state="ready"))
-        raise
+    assert new is not None
     deployment = _swap(deployment, old, None)
     ops.balancer_changed(deployment)
     save_deployment(project, replace(deployment, state="ready"))
@@ -375,11 +408,8 @@ def _replace_balanced(
     return new, deployment
 
 
-def _retire(
-    deployment: Deployment, old: Replica, ops: ReplicaOps, admin: BalancerAdmin, drain_timeout_s: float, step: RolloutStep
-) -> None:
+def _retire(old: Replica, server: str, ops: ReplicaOps, admin: BalancerAdmin, drain_timeout_s: float, step: RolloutStep) -> None:
     """Drain OLD (no new requests, those in flight finish up to the deadline), then stop it."""
-    server = f"{old.service}-{_slot_of(old)}"
     admin.set(old.service, server, "drain")
     time.sleep(0.05)  # a request the balancer had just chosen it for is counted by now
     step.drain_timed_out = not admin.wait(old.service, server, _idle, drain_timeout_s)
@@ -403,32 +433,42 @@ def _replace_alone(
     say: Callable[[str], None],
 ) -> tuple[Replica, Deployment]:
     """One replica, no balancer: stop it, then start its successor (SPEC) on the same address;
-    when that fails, OLD's revision (PREVIOUS) is started again there."""
+    when that fails or is interrupted, OLD's revision (PREVIOUS) is started again there."""
     service = old.service
     slot = 1 - _slot_of(old) if _slot_of(old) in (0, 1) else 0
     say(f"stopping {old.name}: {service} has one replica, so its requests fail until its successor is ready")
+    save_deployment(project, replace(deployment, state="rolling"))
     ops.stop(old)
     step.stopped_at = time.time()
     deployment = _swap(deployment, old, None)
     save_deployment(project, replace(deployment, state="rolling"))
     say(f"starting {service}-{slot} (revision {revision}: {change})")
     step.started_at = time.time()
+    handle = None
     try:
         handle = ops.start(deployment, service, slot, spec, old)
-        try:
-            ops.wait_ready(handle, request.ready_timeout_s)
-        except NotReady as error:
-            ops.stop(handle)
-            raise RolloutStepFailed(f"{service}-{slot} never got ready ({_why(error)})") from None
+        ops.wait_ready(handle, request.ready_timeout_s)
     except BaseException as error:
-        # The previous revision again, in the old replica's slot and address.
+        if handle is not None:
+            ops.stop(handle)  # before the old revision takes its address again
         say(f"starting {old.name} again as it was")
-        again = ops.start(deployment, service, _slot_of(old), previous, old)
-        ops.wait_ready(again, request.ready_timeout_s)
+        again = None
+        try:
+            again = ops.start(deployment, service, _slot_of(old), previous, old)
+            ops.wait_ready(again, request.ready_timeout_s)
+        except BaseException:
+            if again is not None:
+                ops.stop(again)
+            save_deployment(project, replace(deployment, state="ready"))  # without OLD: it is gone
+            raise
         back = replace(ops.replica(again), revision=old.revision, change=old.change)
         save_deployment(project, replace(_swap(deployment, None, back), state="ready"))
-        if isinstance(error, RolloutStepFailed):
-            raise RolloutStepFailed(error.message + " (the previous revision was started again)") from None
+        if isinstance(error, NotReady):
+            raise RolloutStepFailed(
+                f"{service}-{slot} never got ready ({_why(error)}); the previous revision runs again"
+            ) from None
+        if isinstance(error, AiarchError):
+            raise RolloutStepFailed(f"{error.message}; the previous revision runs again") from None
         raise
     step.ready_at = step.serving_at = time.time()
     new = replace(ops.replica(handle), revision=revision, change=change)

@@ -887,6 +887,16 @@ class DockerRolloutOps:
     def balancer_changed(self, deployment: Deployment) -> None:
         return None  # the balancer finds each slot's container by its name
 
+    def discard(self, deployment: Deployment, service: str, slot: int) -> None:
+        import docker
+
+        selector = _selector(self.project, deployment=deployment.id, service=service, replica=str(slot))
+        for container in self.client.containers.list(all=True, filters=selector):
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
 
 class _Quiet:
     def step(self, message: str) -> None:

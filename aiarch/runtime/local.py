@@ -772,6 +772,13 @@ class LocalRolloutOps:
             process.poll()
         _record_path(self.project, record).unlink(missing_ok=True)
 
+    def discard(self, deployment: Deployment, service: str, slot: int) -> None:
+        path = _records_dir(self.project) / f"{service}-{slot}.json"
+        record = _read_record(path)
+        if record is not None and record.deployment == deployment.id:
+            _stop(record)
+            path.unlink(missing_ok=True)
+
     def balancer_changed(self, deployment: Deployment) -> None:
         info = deployment.balancer
         if info is None:

@@ -140,6 +140,10 @@ class ReplicaOps(Protocol):
         """The deployment's replicas changed: the balancer's saved configuration follows (local)."""
         ...
 
+    def discard(self, deployment: Deployment, service: str, slot: int) -> None:
+        """Remove whatever runs in SERVICE's SLOT: a successor whose start was cut short."""
+        ...
+
 
 RESERVED = ("HOST", "PORT", "AIARCH_DEPLOYMENT")  # aiarch sets them per replica
 
@@ -394,6 +398,7 @@ def _replace_balanced(
             _quiet(lambda: admin.set(service, server, "maint"))
         if handle is not None:
             ops.stop(handle)
+        ops.discard(deployment, service, slot)  # one whose start was cut short (Ctrl-C) too
         if new is not None:
             deployment = _swap(deployment, new, None)
         save_deployment(project, replace(deployment, state="ready"))
@@ -451,6 +456,7 @@ def _replace_alone(
     except BaseException as error:
         if handle is not None:
             ops.stop(handle)  # before the old revision takes its address again
+        ops.discard(deployment, service, slot)
         say(f"starting {old.name} again as it was")
         again = None
         try:

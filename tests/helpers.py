@@ -201,3 +201,33 @@ def recommend_versions(url: str, seconds: float, answers: Counter[str]) -> threa
     thread = threading.Thread(target=ask, daemon=True)
     thread.start()
     return thread
+
+
+def redeploy_interrupted(project: Path, version: str, replaced: str, successor: str) -> tuple[int, str]:
+    """Run `aiarch redeploy inference --set MODEL_VERSION=VERSION` on PROJECT and send it SIGINT
+    once its first step is done (SUCCESSOR runs, REPLACED is gone): mid-rollout, while the
+    second replica's successor starts. Returns its exit code and output."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from aiarch.runtime import load_deployment
+    from aiarch.runtime.base import Project
+
+    command = [sys.executable, "-m", "aiarch", "redeploy", "inference", "-p", str(project), "--set", f"MODEL_VERSION={version}"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            deployment = load_deployment(Project.load(project))
+            names = {r.name for r in deployment.replicas} if deployment else set()
+            if successor in names and replaced not in names:
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, output

@@ -39,6 +39,7 @@ from aiarch.bench.load import BenchOptions
 from aiarch.bench.loadgen_health import MAX_LAG_SHARE
 from aiarch.bench.runner import LiveView
 from aiarch.bench.stats import Sample
+from aiarch.config import ProjectConfig
 from aiarch.errors import UserInputError
 from aiarch.experiments.capacity import objective_from, parse_slo
 from aiarch.run_record import (
@@ -158,10 +159,9 @@ def settings(options: FaultOptions, service: str, objective: Objective) -> Fault
     )
 
 
-def _check_session(session: _Session, options: FaultOptions, control: FaultControl, repeat: int) -> FaultSettings:
-    """The refusals that need the project and its deployment, before any load."""
-    config = session.deployment.config or session.project.config
-    service = options.service or config.model_service
+def model_service(config: ProjectConfig, requested: str | None) -> str:
+    """The service an experiment aims at: REQUESTED (--service), else the one with `role: model`."""
+    service = requested or config.model_service
     if service is None:
         raise UserInputError(
             f"{config.name}: which service holds the model? aiarch.yaml marks none with `role: model`",
@@ -169,6 +169,47 @@ def _check_session(session: _Session, options: FaultOptions, control: FaultContr
         )
     if service not in config.services:
         raise UserInputError(f"unknown service {service!r} (services: {', '.join(config.services)})")
+    return service
+
+
+def require_ready(session: _Session, control: FaultControl, before: str) -> None:
+    """Refuse a deployment that is not healthy before an experiment changes it."""
+    not_ready = [r.name for r in session.deployment.replicas if control.ready(r) is not None]
+    if not_ready:
+        raise UserInputError(
+            f"{session.project.config.name}: not every replica is ready before the {before} ({', '.join(not_ready)})",
+            hint="check `aiarch ps`; run the experiment on a healthy deployment",
+        )
+
+
+def run_label(session: _Session, sessions: int, index: int, repeat: int) -> str:
+    """How the live display names a run: the architecture with several projects, the run's
+    number with several runs."""
+    label = session.record.architecture if sessions > 1 else ""
+    return f"{label}, run {index + 1}/{repeat}".lstrip(", ") if repeat > 1 else label
+
+
+def judge_trials(point: Point, objective: Objective) -> None:
+    """An experiment's trial is invalid only for the load generator's flaws: errors and a
+    shortfall of completions are what a fault or a rollout measures, and the generator's own lag
+    matters against the objective's bounds, not against a healthy p50."""
+    tightest = min(bound for _, _, bound in objective.bounds())
+    for trial in point.trials:
+        lag = trial.loadgen_lag_ms_mean or 0.0
+        trial.reasons = [
+            r
+            for r in trial.reasons
+            if not r.startswith(("error rate", "achieved"))
+            and not (r.startswith("load generator event loop") and lag <= MAX_LAG_SHARE * tightest)
+        ]
+        trial.valid = not trial.reasons
+    point.valid = all(t.valid for t in point.trials)
+
+
+def _check_session(session: _Session, options: FaultOptions, control: FaultControl, repeat: int) -> FaultSettings:
+    """The refusals that need the project and its deployment, before any load."""
+    config = session.deployment.config or session.project.config
+    service = model_service(config, options.service)
     objective = parse_slo(options.slo) or objective_from(dict(config.bench.slo), "bench.slo in aiarch.yaml")
     chosen = settings(options, service, objective)
     kind = chosen.kind
@@ -566,12 +607,7 @@ def fault_experiment(
     def prepare(session: _Session) -> None:
         control = runtime_for(session.deployment).fault_control(session.project, session.deployment)
         chosen = _check_session(session, options, control, bench.repeat)
-        not_ready = [r.name for r in session.deployment.replicas if control.ready(r) is not None]
-        if not_ready:
-            raise UserInputError(
-                f"{session.project.config.name}: not every replica is ready before the fault ({', '.join(not_ready)})",
-                hint="check `aiarch ps`; run the experiment on a healthy deployment",
-            )
+        require_ready(session, control, "fault")
         session.plan = session.plan.model_copy(
             update={"loads": (load,), "duration_s": duration, "warmup_s": 0.0, "fault": chosen, "repeat": bench.repeat}
         )
@@ -583,9 +619,7 @@ def fault_experiment(
         for index in range(bench.repeat):
             for offset in range(len(sessions)):
                 session = sessions[(index + offset) % len(sessions)]
-                label = session.record.architecture if len(sessions) > 1 else ""
-                if bench.repeat > 1:
-                    label = f"{label}, run {index + 1}/{bench.repeat}".lstrip(", ")
+                label = run_label(session, len(sessions), index, bench.repeat)
                 chosen, control = prepared[id(session)]
                 _one_run(session, chosen, control, load, index, scratch, on_progress, on_event, label)
 
@@ -649,19 +683,7 @@ def _one_run(
             run.message = "the target never went down nor restarted during the run"
     if outcome.interruption is not None:
         run.outcome = "interrupted"
-    tightest = min(bound for _, _, bound in chosen.objective.bounds())
-    for trial in record.points[point].trials:
-        # Errors and a shortfall of completions are what a fault run measures, not its flaws; the
-        # load generator's own lag matters against the objective's bounds, not a healthy p50.
-        lag = trial.loadgen_lag_ms_mean or 0.0
-        trial.reasons = [
-            r
-            for r in trial.reasons
-            if not r.startswith(("error rate", "achieved"))
-            and not (r.startswith("load generator event loop") and lag <= MAX_LAG_SHARE * tightest)
-        ]
-        trial.valid = not trial.reasons
-    record.points[point].valid = all(t.valid for t in record.points[point].trials)
+    judge_trials(record.points[point], chosen.objective)
     record.fault.runs.append(run)  # before the wait: a second Ctrl-C there keeps it
     on_event(FaultEvent(label, None, "the load stopped; waiting until every replica is ready (Ctrl-C to stop waiting)"))
     run.after = settle(control, deployment)

@@ -28,13 +28,21 @@ import numpy as np
 
 from aiarch.bench.benchmark import _Session, run_sessions
 from aiarch.bench.load import BenchOptions
-from aiarch.bench.loadgen_health import MAX_LAG_SHARE
 from aiarch.bench.runner import LiveView
 from aiarch.bench.stats import Sample
 from aiarch.config import recorded_environment
 from aiarch.errors import AiarchError, UserInputError
 from aiarch.experiments.capacity import objective_from, parse_slo
-from aiarch.experiments.fault import BASELINE_SKIP_S, FaultEvent, analyse_fault, settle
+from aiarch.experiments.fault import (
+    BASELINE_SKIP_S,
+    FaultEvent,
+    analyse_fault,
+    judge_trials,
+    model_service,
+    require_ready,
+    run_label,
+    settle,
+)
 from aiarch.run_record import (
     Load,
     Point,
@@ -219,23 +227,10 @@ def redeploy_experiment(
 
     def prepare(session: _Session) -> None:
         config = session.deployment.config or session.project.config
-        service = options.service or config.model_service
-        if service is None:
-            raise UserInputError(
-                f"{config.name}: which service holds the model? aiarch.yaml marks none with `role: model`",
-                hint="add `role: model` to that service, or give --service",
-            )
-        if service not in config.services:
-            raise UserInputError(f"unknown service {service!r} (services: {', '.join(config.services)})")
+        service = model_service(config, options.service)
         if options.rebuild and session.deployment.runtime == "local":
             raise UserInputError("--rebuild builds an image, and the local runtime runs none", hint="leave out --rebuild")
-        control = runtime_for(session.deployment).fault_control(session.project, session.deployment)
-        not_ready = [r.name for r in session.deployment.replicas if control.ready(r) is not None]
-        if not_ready:
-            raise UserInputError(
-                f"{config.name}: not every replica is ready before the redeploy ({', '.join(not_ready)})",
-                hint="check `aiarch ps`; run the experiment on a healthy deployment",
-            )
+        require_ready(session, runtime_for(session.deployment).fault_control(session.project, session.deployment), "redeploy")
         objective = parse_slo(options.slo) or objective_from(dict(config.bench.slo), "bench.slo in aiarch.yaml")
         request = _request(options, service, 0)
         settings = RedeploySettings(
@@ -261,9 +256,7 @@ def redeploy_experiment(
         for index in range(bench.repeat):
             for offset in range(len(sessions)):
                 session = sessions[(index + offset) % len(sessions)]
-                label = session.record.architecture if len(sessions) > 1 else ""
-                if bench.repeat > 1:
-                    label = f"{label}, run {index + 1}/{bench.repeat}".lstrip(", ")
+                label = run_label(session, len(sessions), index, bench.repeat)
                 _one_run(session, chosen[id(session)], options, load, index, scratch, on_progress, on_event, label)
                 fresh = load_deployment(session.project)
                 if fresh is not None:  # its replicas changed: sample the ones that run now
@@ -329,17 +322,7 @@ def _one_run(
         run.reason = "the rollout did not start before the load ended"
     if outcome is not None and outcome.interruption is not None:
         run.outcome = "interrupted"
-    tightest = min(bound for _, _, bound in settings.objective.bounds())
-    for trial in record.points[point].trials:
-        lag = trial.loadgen_lag_ms_mean or 0.0
-        trial.reasons = [
-            r
-            for r in trial.reasons
-            if not r.startswith(("error rate", "achieved"))
-            and not (r.startswith("load generator event loop") and lag <= MAX_LAG_SHARE * tightest)
-        ]
-        trial.valid = not trial.reasons
-    record.points[point].valid = all(t.valid for t in record.points[point].trials)
+    judge_trials(record.points[point], settings.objective)
     record.redeploy.runs.append(run)
     from aiarch.runtime import load_deployment
 

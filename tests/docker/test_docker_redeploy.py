@@ -6,16 +6,12 @@ back while the old one serves; Ctrl-C mid-rollout leaves containers that `ps` de
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import recommend_versions
+from helpers import recommend_versions, redeploy_interrupted
 
 from aiarch.bench import BenchOptions
 from aiarch.compare import compare
@@ -78,22 +74,8 @@ def test_docker_model_change_rebuilt_and_rolled_out_under_load(tmp_path, engine,
     assert all(r.health == "ready" for r in status(micro).replicas)
 
     # Ctrl-C mid-rollout: a consistent deployment that ps describes, removed whole by down.
-    command = [sys.executable, "-m", "aiarch", "redeploy", "inference", "-p", str(micro), "--set", "MODEL_VERSION=3"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
-    try:
-        deadline = time.monotonic() + 90
-        # Interrupt while the second replica's successor starts: the first one is done by then.
-        while time.monotonic() < deadline:
-            names = {r.name for r in load_deployment(Project.load(micro)).replicas}
-            if "inference-0" in names and "inference-2" not in names:
-                break
-            time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=90)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 130, output
+    returncode, output = redeploy_interrupted(micro, "3", replaced="inference-2", successor="inference-0")
+    assert returncode == 130, output
     after = load_deployment(Project.load(micro))
     assert after.state == "ready"
     inference = {r.name: r.revision for r in after.replicas if r.service == "inference"}

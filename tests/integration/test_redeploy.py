@@ -6,8 +6,6 @@ Ctrl-C mid-rollout leaves a deployment that `ps` describes and `down` removes.""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import recommend_versions, service_processes
+from helpers import recommend_versions, redeploy_interrupted, service_processes
 
 from aiarch.bench import BenchOptions
 from aiarch.compare import compare
@@ -106,24 +104,8 @@ def test_ctrl_c_mid_rollout_leaves_a_deployment_that_ps_describes_and_down_remov
     micro = shop["microservices"]
     cleanup(micro)
     up(micro, runtime="local", replicas={"inference": 2})
-    command = [sys.executable, "-m", "aiarch", "redeploy", "inference", "-p", str(micro), "--set", "MODEL_VERSION=7"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
-    try:
-        deadline = time.monotonic() + 60
-        # Interrupt while the second replica's successor starts: the first one is done by then.
-        while time.monotonic() < deadline:
-            current = load_deployment(Project.load(micro))
-            if any(r.name == "inference-2" for r in current.replicas) and not any(
-                r.name == "inference-0" for r in current.replicas
-            ):
-                break
-            time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 130, output
+    returncode, output = redeploy_interrupted(micro, "7", replaced="inference-0", successor="inference-2")
+    assert returncode == 130, output
     after = load_deployment(Project.load(micro))
     assert after.state == "ready"
     inference = {r.name: r.revision for r in after.replicas if r.service == "inference"}

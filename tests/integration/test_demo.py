@@ -72,9 +72,13 @@ def test_the_capacity_demo_searches_both_architectures_interleaved(tmp_path: Pat
     for figures in comparison.capacity.values():
         assert figures.capacities or figures.unresolved
         assert figures.reserved.vcpus and figures.reserved.memory_gib
-    # One search a side names no winner, whatever the figures say.
+    # One search a side names no winner, whatever the figures say; a run a busy machine spoiled
+    # (its record says why) names none either, and the verdict says which.
     assert not comparison.capacity_named and comparison.named_no_verdict
-    assert "capacity" in comparison.verdict
+    if all(run.valid for run in comparison.runs):
+        assert "capacity" in comparison.verdict, comparison.verdict
+    else:
+        assert comparison.verdict.startswith("no verdict: ") and "is invalid" in comparison.verdict, comparison.verdict
     cards = {card.claim: card for card in comparison.scorecard}
     assert "Cost per million requests" in cards and cards["Cost per million requests"].kind != "not measured"
     report = (tmp_path / "demo" / "report" / "report.html").read_text()

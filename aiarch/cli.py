@@ -254,7 +254,7 @@ def redeploy(
             raise
         except RolloutInterrupted as interruption:
             terminal.show_rollout(interruption.result)
-            raise
+            raise interruption.original from None  # its exit code: 130 for Ctrl-C, 143 for SIGTERM
         terminal.show_rollout(result)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from aiarch.config import recorded_environment
-from aiarch.errors import AiarchError, UserInputError
+from aiarch.errors import AiarchError, Terminated, UserInputError
 from aiarch.runtime.balancer import BALANCER, BalancerAdmin, ServerCounts, spare_slot
 from aiarch.runtime.base import Deployment, ImageInfo, NotReady, Project, Replica, Reporter, save_deployment
 
@@ -90,9 +90,12 @@ class RolloutFailed(AiarchError):
 
 
 class RolloutInterrupted(KeyboardInterrupt):
-    def __init__(self, result: RolloutResult) -> None:
+    """Ctrl-C or SIGTERM (ORIGINAL, which says which: its exit code) during a rollout."""
+
+    def __init__(self, result: RolloutResult, original: KeyboardInterrupt | None = None) -> None:
         super().__init__()
         self.result = result
+        self.original = original or KeyboardInterrupt()
 
 
 @dataclass(frozen=True)
@@ -253,11 +256,11 @@ def rollout(
             say(f"rolling back {', '.join(new.name for _, new, _ in done)}: {failure.message}")
         try:
             current = _roll_back(project, current, done, ops, request, say)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interruption:
             result.outcome, result.reason = "interrupted", f"{failure.message}; interrupted while rolling back"
             result.ended_at = time.time()
             result.deployment = load_current(project, current)
-            raise RolloutInterrupted(result) from None
+            raise RolloutInterrupted(result, interruption) from None
         except (AiarchError, RolloutStepFailed) as again:
             why = again.message
             result.reason = f"{failure.message}; the rollback failed too ({why}): `aiarch ps` shows what runs"
@@ -268,12 +271,12 @@ def rollout(
             result,
             hint=f"the previous revision serves; see `aiarch logs {service}` and `aiarch ps`",
         ) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
         result.outcome = "interrupted"
-        result.reason = "interrupted (Ctrl-C)"
+        result.reason = "interrupted (SIGTERM)" if isinstance(interruption, Terminated) else "interrupted (Ctrl-C)"
         result.ended_at = time.time()
         result.deployment = load_current(project, current)
-        raise RolloutInterrupted(result) from None
+        raise RolloutInterrupted(result, interruption) from None
     result.ended_at = time.time()
     result.deployment = current
     return result
@@ -385,7 +388,9 @@ def _replace_balanced(
         say(f"draining {old.name} (up to {request.drain_timeout_s:g} s for the requests in flight)")
         _retire(old, old_server, ops, admin, request.drain_timeout_s, step)
     except BaseException as error:
-        if step.stopped_at is not None:  # OLD is gone: the step is done but for the record
+        if step.drained_at is not None:  # OLD was drained and is stopping: finish the step
+            ops.stop(old)
+            step.stopped_at = step.stopped_at or time.time()
             deployment = _swap(deployment, old, None)
             ops.balancer_changed(deployment)
             save_deployment(project, replace(deployment, state="ready"))

@@ -412,6 +412,20 @@ experiment_app = typer.Typer(
 app.add_typer(experiment_app, name="experiment")
 
 
+# The load options every experiment under open-loop load takes.
+RunsPerProject = Annotated[int, typer.Option("--repeat", help="Runs per project, for intervals over runs.", min=1)]
+LoadProcesses = Annotated[int, typer.Option("--processes", help="Load-generator processes (Locust workers).")]
+Scenario = Annotated[
+    Path | None, typer.Option("--scenario", help="Locust file, relative to the project (default: bench.scenario).")
+]
+ExperimentLoadgenCpus = Annotated[
+    str | None,
+    typer.Option(
+        "--loadgen-cpus", help="CPUs of the load generator: auto, a list such as 0, or none (default: placement.loadgen_cpus)."
+    ),
+]
+
+
 @experiment_app.command("fault")
 def experiment_fault(
     project: Annotated[
@@ -447,18 +461,10 @@ def experiment_fault(
             "--slo", help="The objective each window must meet to count as recovered (default: bench.slo).", metavar="p99=50ms"
         ),
     ] = None,
-    repeat: Annotated[int, typer.Option("--repeat", help="Runs per project, for intervals over runs.", min=1)] = 1,
-    processes: Annotated[int, typer.Option("--processes", help="Load-generator processes (Locust workers).")] = 1,
-    scenario: Annotated[
-        Path | None, typer.Option("--scenario", help="Locust file, relative to the project (default: bench.scenario).")
-    ] = None,
-    loadgen_cpus: Annotated[
-        str | None,
-        typer.Option(
-            "--loadgen-cpus",
-            help="CPUs of the load generator: auto, a list such as 0, or none (default: placement.loadgen_cpus).",
-        ),
-    ] = None,
+    repeat: RunsPerProject = 1,
+    processes: LoadProcesses = 1,
+    scenario: Scenario = None,
+    loadgen_cpus: ExperimentLoadgenCpus = None,
 ) -> None:
     """A fault under open-loop load, and what each endpoint's users saw until it recovered.
 
@@ -536,18 +542,10 @@ def experiment_redeploy(
         list[str] | None,
         typer.Option("--slo", help="The objective of the per-second windows (default: bench.slo).", metavar="p99=50ms"),
     ] = None,
-    repeat: Annotated[int, typer.Option("--repeat", help="Runs per project, for intervals over runs.", min=1)] = 1,
-    processes: Annotated[int, typer.Option("--processes", help="Load-generator processes (Locust workers).")] = 1,
-    scenario: Annotated[
-        Path | None, typer.Option("--scenario", help="Locust file, relative to the project (default: bench.scenario).")
-    ] = None,
-    loadgen_cpus: Annotated[
-        str | None,
-        typer.Option(
-            "--loadgen-cpus",
-            help="CPUs of the load generator: auto, a list such as 0, or none (default: placement.loadgen_cpus).",
-        ),
-    ] = None,
+    repeat: RunsPerProject = 1,
+    processes: LoadProcesses = 1,
+    scenario: Scenario = None,
+    loadgen_cpus: ExperimentLoadgenCpus = None,
 ) -> None:
     """A rolling update of the model's service under open-loop load, and what the users saw.
 

@@ -16,7 +16,6 @@ loads only 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import socket
 import statistics
@@ -26,18 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
+from _wrk import cpu_seconds, free_port, wrk
 
-from aiarch.runtime.balancer import BalancerPlan, Frontend, haproxy_config
+from aiarch.runtime.balancer import BalancerPlan, Frontend, Server, haproxy_config
 
 SERVER_CORE, LOAD_CORE = "1", "0"
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait(port: int) -> None:
@@ -62,34 +54,6 @@ def _nginx(folder: Path, name: str, body: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(["taskset", "-c", SERVER_CORE, "nginx", "-c", str(config), "-p", str(folder)])
 
 
-def _wrk(port: int, seconds: float, connections: int) -> tuple[float, float, float]:
-    """(req/s, p50 ms, p99 ms) from wrk --latency."""
-    out = subprocess.run(
-        ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", f"http://127.0.0.1:{port}/"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-
-    def ms(label: str) -> float:
-        match = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out)
-        if match is None:
-            raise RuntimeError(f"wrk printed no {label}:\n{out}")
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert rate is not None, out
-    return float(rate.group(1)), ms("50%"), ms("99%")
-
-
-def _cpu_s(process: subprocess.Popen[bytes]) -> float:
-    root = psutil.Process(process.pid)
-    total = 0.0
-    for p in [root, *root.children(recursive=True)]:
-        times = p.cpu_times()
-        total += times.user + times.system
-    return total
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -101,27 +65,29 @@ def main() -> int:
         print(f"needs {', '.join(missing)} (apt-get install haproxy nginx-light wrk)", file=sys.stderr)
         return 2
     folder = Path(tempfile.mkdtemp(prefix="aiarch-balancer-bench-"))
-    servers = [_port(), _port()]
-    upstreams = [_nginx(folder, f"up{i}", f'server {{ listen 127.0.0.1:{port}; location / {{ return 200 "ok"; }} }}')
-                 for i, port in enumerate(servers)]  # fmt: skip
-    haproxy_port, nginx_port, stats_port = _port(), _port(), _port()
+    servers = [free_port(), free_port()]
+    haproxy_port, nginx_port, stats_port = free_port(), free_port(), free_port()
     plan = BalancerPlan((Frontend("app", haproxy_port, "/", 2),), check_interval_ms=500, entry="app")
     text = haproxy_config(
-        plan, {"app": [(f"app-{i}", f"127.0.0.1:{p}") for i, p in enumerate(servers)]},
+        plan, {"app": [Server(f"app-{i}", f"127.0.0.1:{p}") for i, p in enumerate(servers)]},
         docker_dns=False, bind="127.0.0.1", stats_port=stats_port,
     )  # fmt: skip
     (folder / "haproxy.cfg").write_text(text)
-    haproxy = subprocess.Popen(["taskset", "-c", SERVER_CORE, shutil.which("haproxy", path="/usr/sbin:/usr/bin") or "haproxy",
-                                "-db", "-f", str(folder / "haproxy.cfg")])  # fmt: skip
-    nginx = _nginx(
-        folder,
-        "lb",
-        "upstream app { " + " ".join(f"server 127.0.0.1:{p};" for p in servers) + " keepalive 32; }\n"
-        f"server {{ listen 127.0.0.1:{nginx_port}; location / {{ proxy_pass http://app; proxy_http_version 1.1; "
-        'proxy_set_header Connection ""; } }',
-    )
-    started = [*upstreams, haproxy, nginx]
+    started: list[subprocess.Popen[bytes]] = []  # stopped in `finally`, whatever fails after
     try:
+        started += [_nginx(folder, f"up{i}", f'server {{ listen 127.0.0.1:{port}; location / {{ return 200 "ok"; }} }}')
+                    for i, port in enumerate(servers)]  # fmt: skip
+        haproxy = subprocess.Popen(["taskset", "-c", SERVER_CORE, shutil.which("haproxy", path="/usr/sbin:/usr/bin") or "haproxy",
+                                    "-db", "-f", str(folder / "haproxy.cfg")])  # fmt: skip
+        started.append(haproxy)
+        nginx = _nginx(
+            folder,
+            "lb",
+            "upstream app { " + " ".join(f"server 127.0.0.1:{p};" for p in servers) + " keepalive 32; }\n"
+            f"server {{ listen 127.0.0.1:{nginx_port}; location / {{ proxy_pass http://app; proxy_http_version 1.1; "
+            'proxy_set_header Connection ""; } }',
+        )
+        started.append(nginx)
         for port in (*servers, haproxy_port, nginx_port):
             _wait(port)
         time.sleep(1.0)  # HAProxy's first checks
@@ -131,10 +97,10 @@ def main() -> int:
             order = list(targets) if round_ % 2 == 0 else list(reversed(targets))
             for name in order:
                 port, process = targets[name]
-                _wrk(port, 1, args.connections)  # warm-up
-                before = _cpu_s(process) if process else 0.0
-                rate, p50, p99 = _wrk(port, args.seconds, args.connections)
-                cpu_us = (_cpu_s(process) - before) / (rate * args.seconds) * 1e6 if process else None
+                wrk(f"http://127.0.0.1:{port}/", 1, args.connections, LOAD_CORE)  # warm-up
+                before = cpu_seconds(process) if process else 0.0
+                rate, p50, p99 = wrk(f"http://127.0.0.1:{port}/", args.seconds, args.connections, LOAD_CORE)
+                cpu_us = (cpu_seconds(process) - before) / (rate * args.seconds) * 1e6 if process else None
                 results[name].append((rate, p50, p99, cpu_us))
         print(f"{args.connections} connections, {args.seconds:g} s x {args.rounds} rounds; medians")
         print(f"{'':8} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'balancer CPU us/req':>20} {'req/s vs direct':>16}")

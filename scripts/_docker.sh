@@ -1,6 +1,7 @@
 # Sourced by scripts/test.sh and scripts/demo.sh after _venv.sh: when a Docker engine answers
 # (or, with AIARCH_INSTALL_SYSTEM=1 and root, after installing and starting one, and installing
-# Debian's chromium for the report test and haproxy for replicated services), make the local base images (cached) and point
+# Debian's chromium for the report test, haproxy for replicated services and nodejs for the Node.js
+# example), make the local base images (cached) and point
 # AIARCH_BASE_IMAGE (and AIARCH_BALANCER_IMAGE, HAProxy's) at them unless it is already set.
 # Never fatal: without an engine, Docker tests skip (or fail under CI) and the demo runs locally.
 docker_ready=0
@@ -11,6 +12,12 @@ if [ "${AIARCH_INSTALL_SYSTEM:-0}" = 1 ] && [ "$(id -u)" = 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null 2>&1 \
       || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; } \
       || echo "== haproxy could not be installed"
+  fi
+  if ! command -v node >/dev/null 2>&1; then
+    echo "== installing nodejs (Debian): the Node.js gateway example on the local runtime"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null 2>&1 \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; } \
+      || echo "== nodejs could not be installed"
   fi
   if ! command -v chromium >/dev/null 2>&1; then
     echo "== installing chromium (Debian) for the report test"

@@ -7,4 +7,8 @@
 source "$(dirname "$0")/_venv.sh"
 source "$REPO/scripts/_docker.sh"
 cd "$REPO"
+if [ "$docker_ready" = 1 ] && [ "$(id -u)" = 0 ]; then
+  # The Node.js example's base (no Python in it), for the Docker test of a service in another language.
+  bash scripts/node-image.sh || echo "== aiarch-base:node could not be made: the Node.js example's Docker test will fail"
+fi
 exec python -m pytest "$@"

@@ -21,6 +21,7 @@ class Run:
     record: RunRecord
     path: Path
     point_index: int = 0
+    folder: str | None = None  # the project's folder, named when two runs share an architecture
 
     @property
     def id(self) -> str:
@@ -28,6 +29,8 @@ class Run:
 
     @property
     def label(self) -> str:
+        if self.folder:
+            return f"{self.record.architecture} ({self.folder}, {self.id})"
         return self.record.label()
 
     @property
@@ -87,7 +90,25 @@ def resolve_runs(selectors: list[str], projects: list[Path], latest: bool) -> li
     ids = [run.id for run in found]
     if len(set(ids)) != len(ids):
         raise UserInputError(f"the same run was given twice: {', '.join(ids)}")
+    _name_folders(found)
     return found
+
+
+def _name_folders(runs: list[Run]) -> None:
+    """Runs of one architecture from several folders (one app built two ways, say a gateway in
+    another language) are told apart by their project's folder in every label."""
+    architectures = [run.record.architecture for run in runs]
+    folders = [_project_folder(run.path) for run in runs]
+    if len(set(architectures)) < len(architectures) and len(set(folders)) > 1:
+        for run, folder in zip(runs, folders, strict=True):
+            run.folder = folder
+
+
+def _project_folder(path: Path) -> str:
+    """PROJECT for PROJECT/.aiarch/runs/ID.json; the record's own folder elsewhere."""
+    if path.parent.name == "runs" and path.parent.parent.name == ".aiarch":
+        return path.parents[2].name
+    return path.parent.name
 
 
 def pick_points(runs: list[Run], flags: list[str]) -> None:

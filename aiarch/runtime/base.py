@@ -422,9 +422,11 @@ def wait_until_ready(
 
 
 def http_probe(url: str, timeout_s: float = 2.0) -> str | None:
-    """GET URL from this machine: None on 200, else why not (the probe convention above)."""
+    """GET URL from this machine: None on 200, else why not (the probe convention above). Never
+    through a proxy from the environment: every probed address is this machine's or a network's
+    of the deployment."""
     try:
-        response = httpx.get(url, timeout=timeout_s)
+        response = httpx.get(url, timeout=timeout_s, trust_env=False)
     except httpx.HTTPError as error:
         return f"GET {url}: {type(error).__name__}"
     return None if response.status_code == 200 else f"GET {url}: {response.status_code}"

@@ -64,6 +64,7 @@ from aiarch.runtime.base import (
     starting_deployment,
     wait_until_ready,
 )
+from aiarch.runtime.docker_probe import Route, probe_route, readiness
 from aiarch.runtime.rollout import Spec
 
 if TYPE_CHECKING:
@@ -80,16 +81,6 @@ PIP_SETTINGS = {
     "pip_find_links": "PIP_FIND_LINKS",
     "pip_trusted_host": "PIP_TRUSTED_HOST",
 }
-# The readiness check for a service that is not published: run inside its container, by the
-# image's Python (the generated images have it; issue 19 replaces this), same result convention.
-_PROBE = (
-    "import sys, urllib.request\n"
-    "try:\n"
-    "    sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200 else 1)\n"
-    "except Exception as error:\n"
-    "    print(type(error).__name__, error)\n"
-    "    sys.exit(1)\n"
-)
 
 
 class EngineUnavailable(AiarchError):
@@ -196,6 +187,16 @@ class DockerRuntime:
 
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self.client = client or connect()
+        self._probe_route: tuple[Route, str] | None = None
+
+    def probe_route(self) -> tuple[Route, str]:
+        """How this engine's replicas are probed, and why (aiarch.runtime.docker_probe)."""
+        if self._probe_route is None:
+            self._probe_route = probe_route(self.client)
+        return self._probe_route
+
+    def _readiness(self, container: Any, service: Service, published_url: str | None) -> str | None:
+        return readiness(container, service, published_url, self.probe_route()[0])
 
     # -- up ---------------------------------------------------------------------------------
     def up(self, project: Project, options: UpOptions, reporter: Reporter) -> Deployment:
@@ -222,6 +223,8 @@ class DockerRuntime:
             reporter.step(f"creating network {network_name}")
             self.client.networks.create(network_name, driver="bridge", labels=_labels(project, deployment=deployment_id))
             replicas: list[Replica] = []
+            route, why = self.probe_route()
+            reporter.step(f"readiness probed {'from this machine' if route == 'address' else 'inside each container'} ({why})")
             started_at = time.monotonic()
             balancer: BalancerInfo | None = None
             if plan is not None and balancer_image is not None:
@@ -594,7 +597,7 @@ class DockerRuntime:
         self._wait_container(
             f"service {replica.service} (container {replica.name})",
             container,
-            lambda: _readiness(container, service, replica.url),
+            lambda: self._readiness(container, service, replica.url),
             options,
             "`aiarch up` removed what it started; see the logs above, or raise the readiness timeout",
         )
@@ -708,7 +711,7 @@ class DockerRuntime:
             published = f"http://127.0.0.1:{ports[0]['HostPort']}" if ports else None
             # A balanced service's name is the balancer's; its replicas answer to their container names.
             endpoint = published or f"{container.name if name in (balanced or ()) else name}:{service.port} (internal)"
-            health = "ready" if _readiness(container, service, published) is None else "not ready"
+            health = "ready" if self._readiness(container, service, published) is None else "not ready"
             cpu, memory = _usage(container.stats(stream=False))
         replica = f"{name}-{container.labels.get(f'{LABEL}.replica', '?')}"
         restarts = int(container.attrs.get("RestartCount") or 0)
@@ -758,7 +761,7 @@ class DockerRuntime:
         return DockerUsageProbe(self.client, deployment)
 
     def fault_control(self, project: Project, deployment: Deployment) -> DockerFaultControl:
-        return DockerFaultControl(self.client, project)
+        return DockerFaultControl(self, project)
 
     def rollout_ops(self, project: Project, deployment: Deployment) -> DockerRolloutOps:
         return DockerRolloutOps(self, project, deployment)
@@ -930,8 +933,9 @@ class DockerFaultControl:
     here when aiarch may signal the container's processes (root, or the same user), else from
     inside the container through its shell's `kill` builtin, as the container's user."""
 
-    def __init__(self, client: docker.DockerClient, project: Project) -> None:
-        self.client = client
+    def __init__(self, runtime: DockerRuntime, project: Project) -> None:
+        self.runtime = runtime
+        self.client = runtime.client
         self.project = project
 
     def _container(self, replica: Replica) -> Any:
@@ -999,7 +1003,7 @@ class DockerFaultControl:
             return f"{replica.name}: the engine does not answer ({type(error).__name__})"
         if container.status != "running":
             return f"{replica.name} is {container.status}"
-        return _readiness(container, service, replica.url)
+        return self.runtime._readiness(container, service, replica.url)
 
     def restarts(self, replica: Replica) -> int:
         import docker
@@ -1034,24 +1038,6 @@ class DockerFaultControl:
         if self.project.config.services[service].resources.memory_bytes:
             return None
         return f"services.{service}.resources.memory is unset: no memory limit to reach"
-
-
-def _readiness(container: Any, service: Service, published_url: str | None) -> str | None:
-    """The readiness probe of one replica: over HTTP from here when it is published, else from
-    inside its container."""
-    if published_url:
-        return http_probe(f"{published_url}{service.readiness_path}")
-    import docker
-
-    url = f"http://127.0.0.1:{service.port}{service.readiness_path}"
-    try:
-        result = container.exec_run(["python", "-c", _PROBE, url], user=NON_ROOT_USER)
-    except docker.errors.APIError as error:  # restarting, paused, gone
-        return f"GET {url} inside the container: {error.explanation or error}"
-    if result.exit_code == 0:
-        return None
-    output = result.output.decode(errors="replace").strip().splitlines()
-    return f"GET {url} inside the container: {output[-1] if output else result.exit_code}"
 
 
 class DockerUsageProbe:

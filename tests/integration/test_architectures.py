@@ -10,37 +10,9 @@ import time
 
 import httpx
 import pytest
+from shop_requests import TINY_USERS, fixed_requests
 
 pytestmark = pytest.mark.integration
-
-TINY_USERS, TINY_ITEMS = 1_000, 5_000
-CATEGORIES = ["books", "electronics", "toys", "pets", "no-such-category"]
-
-
-def fixed_requests(count: int = 50, seed: int = 1234) -> list[tuple[str, str, dict]]:
-    """The same mix of valid and invalid requests over every public endpoint, every time."""
-    rng = random.Random(seed)
-    requests: list[tuple[str, str, dict]] = [
-        ("GET", "/healthz", {}),
-        ("GET", "/readyz", {}),
-        ("GET", f"/products/{TINY_ITEMS}", {}),
-        ("GET", "/products/-1", {}),
-        ("GET", "/products", {"params": {"limit": 0}}),
-        ("POST", "/recommend", {"json": {"user_id": TINY_USERS, "k": 5}}),
-        ("POST", "/recommend", {"json": {"user_id": 1, "k": 101}}),
-        ("POST", "/recommend", {"json": {"user_id": "x"}}),
-        ("POST", "/recommend", {"content": b"{" + b" " * 5000 + b"}", "headers": {"content-type": "application/json"}}),
-    ]
-    while len(requests) < count:
-        kind = rng.choice(["product", "list", "recommend", "recommend"])
-        if kind == "product":
-            requests.append(("GET", f"/products/{rng.randrange(TINY_ITEMS)}", {}))
-        elif kind == "list":
-            params = {"category": rng.choice(CATEGORIES), "limit": rng.randint(1, 50), "offset": rng.randint(0, 200)}
-            requests.append(("GET", "/products", {"params": params}))
-        else:
-            requests.append(("POST", "/recommend", {"json": {"user_id": rng.randrange(TINY_USERS), "k": rng.randint(1, 100)}}))
-    return requests
 
 
 def answers(base_url: str) -> list[tuple[int, bytes]]:

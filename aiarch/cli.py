@@ -674,7 +674,7 @@ def compare(
         ),
     ] = None,
     latest: Annotated[
-        bool, typer.Option("--latest", help="Add the newest complete run of each architecture in the projects.")
+        bool, typer.Option("--latest", help="Add the newest complete run of each architecture in each project.")
     ] = False,
     baseline: Annotated[
         str | None,

@@ -76,18 +76,22 @@ def main() -> int:
         print(f"needs {', '.join(missing)} (apt-get install nodejs wrk util-linux)", file=sys.stderr)
         return 2
     folder = Path(tempfile.mkdtemp(prefix="aiarch-hop-bench-"))
-    shop = new_project("shop", "microservices", args.model_size, folder / "shop").path
-    (folder / "post.lua").write_text(POST_SCRIPT)
-    size = {"MODEL_SIZE": args.model_size}
-    ports = {"inference": free_port(), "python": free_port(), "node": free_port()}
-    inference = _start([sys.executable, "-m", "services.inference"], shop, ports["inference"], **size)
-    inference_url = f"http://127.0.0.1:{ports['inference']}"
-    gateways = {
-        "python": _start([sys.executable, "-m", "services.gateway"], shop, ports["python"], INFERENCE_URL=inference_url, **size),
-        "node": _start(["node", str(NODE_GATEWAY)], shop, ports["node"], INFERENCE_URL=inference_url, **size),
-    }
-    started = [inference, *gateways.values()]
+    started: list[subprocess.Popen[bytes]] = []  # stopped in `finally`, whatever fails after
     try:
+        shop = new_project("shop", "microservices", args.model_size, folder / "shop").path
+        (folder / "post.lua").write_text(POST_SCRIPT)
+        size = {"MODEL_SIZE": args.model_size}
+        ports = {"inference": free_port(), "python": free_port(), "node": free_port()}
+        inference = _start([sys.executable, "-m", "services.inference"], shop, ports["inference"], **size)
+        started.append(inference)
+        inference_url = f"http://127.0.0.1:{ports['inference']}"
+        gateways = {
+            "python": _start(
+                [sys.executable, "-m", "services.gateway"], shop, ports["python"], INFERENCE_URL=inference_url, **size
+            ),
+            "node": _start(["node", str(NODE_GATEWAY)], shop, ports["node"], INFERENCE_URL=inference_url, **size),
+        }
+        started += gateways.values()
         _wait_ready(f"{inference_url}/readyz", inference)
         for name, process in gateways.items():
             _wait_ready(f"http://127.0.0.1:{ports[name]}/readyz", process)

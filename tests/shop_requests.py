@@ -22,6 +22,10 @@ def fixed_requests(count: int = 50, seed: int = 1234) -> list[tuple[str, str, di
         ("POST", "/recommend", {"json": {"user_id": 1, "k": 101}}),
         ("POST", "/recommend", {"json": {"user_id": "x"}}),
         ("POST", "/recommend", {"content": b"{" + b" " * 5000 + b"}", "headers": {"content-type": "application/json"}}),
+        ("POST", "/recommend", {"json": {"user_id": "5", "k": True}}),  # pydantic's lax integers
+        ("POST", "/recommend", {"content": b'{"user_id": 1}'}),  # no content type: not read as JSON
+        ("GET", "/products/1_000", {}),
+        ("GET", "/products/", {}),  # a redirect to /products
     ]
     while len(requests) < count:
         kind = rng.choice(["product", "list", "recommend", "recommend"])

@@ -397,9 +397,10 @@ def side_by_side(comparison: Comparison) -> tuple[list[str], list[TableRow]]:
         ("image size MiB", lambda r: "n/a" if not r.image_bytes else _number(r.image_bytes_total, 0, 2**20) + "".join(
             f"\n  {name} {size / 2**20:,.0f}" for name, size in r.image_bytes.items())),
     ]  # fmt: skip
+    headings = {run.id: run.heading for run in comparison.runs}
     header = [
         "",
-        *[f"{r.architecture} {r.run}" + (" (baseline)" if r.run == comparison.baseline.id else "") for r in comparison.table],
+        *[headings[r.run] + (" (baseline)" if r.run == comparison.baseline.id else "") for r in comparison.table],
     ]
     rows = [
         TableRow(label, [render(r) for r in comparison.table], [label == "valid" and not r.valid for r in comparison.table])

@@ -34,6 +34,11 @@ class Run:
         return self.record.label()
 
     @property
+    def heading(self) -> str:
+        """The label as a table's column heading: no parentheses."""
+        return " ".join(filter(None, (self.record.architecture, self.folder, self.id)))
+
+    @property
     def point(self) -> Point:
         return self.record.points[self.point_index]
 
@@ -51,7 +56,7 @@ def _read(path: Path) -> Run:
 
 def resolve_runs(selectors: list[str], projects: list[Path], latest: bool) -> list[Run]:
     """Run ids (or unique prefixes) in the projects' .aiarch/runs, paths to record files, and with
-    `latest` the newest complete run of each architecture in the projects."""
+    `latest` the newest complete run of each architecture in each project."""
     found: list[Run] = []
     for selector in selectors:
         candidate = Path(selector)
@@ -68,13 +73,14 @@ def resolve_runs(selectors: list[str], projects: list[Path], latest: bool) -> li
             raise UserInputError(f"run {selector!r} is ambiguous: {', '.join(m.stem for m in matches[:5])}")
         found.append(_read(matches[0]))
     if latest:
-        newest: dict[str, RunSummary] = {}
+        # Per project and architecture: two folders of one architecture (the same app built two
+        # ways) are two runs to compare, not one.
+        newest: dict[tuple[Path, str], RunSummary] = {}
         for project in projects:
             for summary in list_runs(project):
-                if summary.status == "complete" and (
-                    summary.architecture not in newest or summary.created_at >= newest[summary.architecture].created_at
-                ):
-                    newest[summary.architecture] = summary
+                key = (project, summary.architecture)
+                if summary.status == "complete" and (key not in newest or summary.created_at >= newest[key].created_at):
+                    newest[key] = summary
         given = {run.path for run in found}
         found += [_read(summary.path) for summary in newest.values() if summary.path not in given]
     if len(found) < 2:
@@ -106,6 +112,7 @@ def _name_folders(runs: list[Run]) -> None:
 
 def _project_folder(path: Path) -> str:
     """PROJECT for PROJECT/.aiarch/runs/ID.json; the record's own folder elsewhere."""
+    path = path.resolve()  # `-p ..` names its folder, not ".."
     if path.parent.name == "runs" and path.parent.parent.name == ".aiarch":
         return path.parents[2].name
     return path.parent.name

@@ -64,7 +64,7 @@ from aiarch.runtime.base import (
     starting_deployment,
     wait_until_ready,
 )
-from aiarch.runtime.docker_probe import Route, probe_route, readiness
+from aiarch.runtime.docker_probe import PROBE_ENV, Route, chosen_route, probe_route, readiness
 from aiarch.runtime.rollout import Spec
 
 if TYPE_CHECKING:
@@ -187,16 +187,22 @@ class DockerRuntime:
 
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self.client = client or connect()
-        self._probe_route: tuple[Route, str] | None = None
+        self._probe_routes: dict[str, tuple[Route, str]] = {}
 
-    def probe_route(self) -> tuple[Route, str]:
-        """How this engine's replicas are probed, and why (aiarch.runtime.docker_probe)."""
-        if self._probe_route is None:
-            self._probe_route = probe_route(self.client)
-        return self._probe_route
+    def probe_route(self, network: str) -> tuple[Route, str]:
+        """How the replicas on NETWORK are probed, and why (aiarch.runtime.docker_probe)."""
+        if network not in self._probe_routes:
+            self._probe_routes[network] = probe_route(self.client, network)
+        return self._probe_routes[network]
 
     def _readiness(self, container: Any, service: Service, published_url: str | None) -> str | None:
-        return readiness(container, service, published_url, self.probe_route()[0])
+        """One replica's readiness: at its published port, else by its network's probe route."""
+        if published_url:
+            return http_probe(f"{published_url}{service.readiness_path}")
+        networks = list(((container.attrs.get("NetworkSettings") or {}).get("Networks")) or {})
+        if not networks:
+            return f"{container.name} is on no network"
+        return readiness(container, service, self.probe_route(networks[0])[0])
 
     # -- up ---------------------------------------------------------------------------------
     def up(self, project: Project, options: UpOptions, reporter: Reporter) -> Deployment:
@@ -207,6 +213,7 @@ class DockerRuntime:
         if options.port is not None:
             check_port_free(options.port)
         check_fault_switch(config, options)
+        chosen_route()  # a bad AIARCH_PROBE is refused before anything is built
         if self.client.containers.list(all=True, filters=_selector(project)):
             raise UserInputError(
                 f"{config.name} is already up on Docker (or left over from a crashed run)",
@@ -223,7 +230,7 @@ class DockerRuntime:
             reporter.step(f"creating network {network_name}")
             self.client.networks.create(network_name, driver="bridge", labels=_labels(project, deployment=deployment_id))
             replicas: list[Replica] = []
-            route, why = self.probe_route()
+            route, why = self.probe_route(network_name)
             reporter.step(f"readiness probed {'from this machine' if route == 'address' else 'inside each container'} ({why})")
             started_at = time.monotonic()
             balancer: BalancerInfo | None = None
@@ -599,7 +606,8 @@ class DockerRuntime:
             container,
             lambda: self._readiness(container, service, replica.url),
             options,
-            "`aiarch up` removed what it started; see the logs above, or raise the readiness timeout",
+            "`aiarch up` removed what it started; see the logs above, or raise the readiness timeout"
+            + ("" if replica.url else f"; {PROBE_ENV}=exec probes inside the container where this machine cannot reach it"),
         )
 
     def _wait_container(self, what: str, container: Any, probe: Callable[[], str | None], options: UpOptions, hint: str) -> None:

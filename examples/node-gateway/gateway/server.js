@@ -201,8 +201,9 @@ const TIMED_OUT = Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' });
 /**
  * One call to the inference service: done(error, status, payload) once, within timeoutMs
  * (error TIMED_OUT past it). route: prepared http.request options, shared by every call.
+ * retryable: whether the call may be sent again (a fault may not: a crash sent twice is two).
  */
-function exchange(route, body, timeoutMs, done) {
+function exchange(route, body, timeoutMs, done, retryable = true) {
   let request;
   let answered = false;
   let retried = false;
@@ -221,8 +222,8 @@ function exchange(route, body, timeoutMs, done) {
   function onError(error) {
     if (finished) return; // destroyed past the deadline: already answered
     // A pooled connection the service closed (idle timeout, restart) just as it was reused:
-    // the call gets one fresh connection rather than failing. Every call here is safe to repeat.
-    if (!answered && !retried && request.reusedSocket && error.code === 'ECONNRESET') {
+    // a call safe to repeat gets one fresh connection rather than failing.
+    if (retryable && !answered && !retried && request.reusedSocket && error.code === 'ECONNRESET') {
       retried = true;
       send();
       return;
@@ -282,23 +283,24 @@ class Inference {
       const post = (path) => ({ ...base, method: 'POST', path: prefix + path, headers: { 'content-type': 'application/json' } });
       return { url, recommend: post('/v1/recommend'), faults: post('/v1/faults'), ready: { ...base, method: 'GET', path: prefix + '/readyz' } };
     });
-    this.next = 0;
+    this.turns = { recommend: 0, faults: 0 }; // one round-robin per kind of call, as the Python gateway's
   }
 
-  nextReplica() {
-    const replica = this.replicas[this.next];
-    this.next = (this.next + 1) % this.replicas.length;
+  /** The replica whose turn it is for a call of kind. */
+  nextReplica(kind) {
+    const replica = this.replicas[this.turns[kind]];
+    this.turns[kind] = (this.turns[kind] + 1) % this.replicas.length;
     return replica;
   }
 
   recommend(body, done) {
-    exchange(this.nextReplica().recommend, body, this.timeoutMs, done);
+    exchange(this.nextReplica('recommend').recommend, body, this.timeoutMs, done);
   }
 
   /** POST body to replica's /v1/faults; resolves {error, status, payload}. */
   fault(replica, body) {
     return new Promise((resolve) => {
-      exchange(replica.faults, body, this.timeoutMs, (error, status, payload) => resolve({ error, status, payload }));
+      exchange(replica.faults, body, this.timeoutMs, (error, status, payload) => resolve({ error, status, payload }), false);
     });
   }
 
@@ -320,8 +322,17 @@ function invalid(type, loc, msg, input, ctx) {
   return ctx === undefined ? { type, loc, msg, input } : { type, loc, msg, input, ctx };
 }
 
-/** Why value is not a JSON integer in [min, max], or null when it is. Strict: no bools, strings. */
+/**
+ * Why value is not an integer in [min, max] as pydantic reads a JSON field (lax: true and false
+ * are 1 and 0, a string holding an integer is that integer), or null when it is; as a number.
+ */
 function integerFieldError(value, loc, min, max) {
+  if (typeof value === 'boolean') return integerFieldError(value ? 1 : 0, loc, min, max);
+  if (typeof value === 'string') {
+    const parsed = parseIntegerText(value);
+    if (parsed === null) return invalid('int_parsing', loc, 'Input should be a valid integer, unable to parse string as an integer', value);
+    return integerFieldError(parsed.value, loc, min, max);
+  }
   if (typeof value !== 'number') return invalid('int_type', loc, 'Input should be a valid integer', value);
   if (!Number.isInteger(value)) {
     return invalid('int_from_float', loc, 'Input should be a valid integer, got a number with a fractional part', value);
@@ -333,6 +344,12 @@ function integerFieldError(value, loc, min, max) {
   if (value < min) return invalid('greater_than_equal', loc, `Input should be greater than or equal to ${min}`, value, { ge: min });
   if (value > max) return invalid('less_than_equal', loc, `Input should be less than or equal to ${max}`, value, { le: max });
   return null;
+}
+
+/** A valid integer field's value (integerFieldError said it is one) as a number. */
+function integerOf(value) {
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  return typeof value === 'string' ? parseIntegerText(value).value : value;
 }
 
 /** The errors of a parsed POST /recommend body, as pydantic orders them, or null when valid. */
@@ -353,11 +370,11 @@ function recommendErrors(request) {
   return errors.length === 0 ? null : errors;
 }
 
-/** The integer in text as pydantic reads one from a path or query (blanks, sign, "7.0"), or null. */
+/** The integer in text as pydantic reads one (blanks, sign, "1_000", "7.0"), or null. */
 function parseIntegerText(text) {
-  const match = /^\s*([+-]?)(\d+)(?:\.0*)?\s*$/.exec(text);
+  const match = /^\s*([+-]?)(\d+(?:_\d+)*)(?:\.0+)?\s*$/.exec(text);
   if (match === null) return null;
-  const digits = match[2].replace(/^0+(?=\d)/, '');
+  const digits = match[2].replace(/_/g, '').replace(/^0+(?=\d)/, '');
   // Longer than 15 digits: past every limit here; the digits still name it in a message.
   const magnitude = digits.length > 15 ? Infinity : Number(digits);
   return { value: match[1] === '-' ? -magnitude : magnitude, digits };
@@ -383,6 +400,15 @@ function queryParams(query) {
   return params;
 }
 
+/** A request path with its %-escapes decoded ("+" stays "+" in a path); a malformed one as sent. */
+function decodePath(path) {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
 function decodeComponent(text) {
   try {
     return decodeURIComponent(text.replace(/\+/g, ' '));
@@ -391,9 +417,10 @@ function decodeComponent(text) {
   }
 }
 
-/** Whether a content-type names JSON as FastAPI reads it (application/json, application/*+json). */
+/** Whether a content-type names JSON as FastAPI reads it (application/json, application/*+json; none is not). */
 function isJson(contentType) {
-  if (contentType === undefined || contentType === 'application/json') return true;
+  if (contentType === undefined) return false;
+  if (contentType === 'application/json') return true;
   const type = contentType.split(';', 1)[0].trim().toLowerCase();
   return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
 }
@@ -432,6 +459,11 @@ function unavailable(res, why) {
 }
 
 /** 413, and the connection closes: reading the rest of a large body to keep it is not worth it. */
+/** FastAPI's 422 for a body that is not sent as JSON: it reads it as text, not an object. */
+function answerNotJson(res, body) {
+  answerInvalid(res, [invalid('model_attributes_type', ['body'], 'Input should be a valid dictionary or object to extract fields from', body.toString())]);
+}
+
 function answerTooLarge(res) {
   res.shouldKeepAlive = false;
   answer(res, 413, TOO_LARGE);
@@ -495,14 +527,14 @@ class Gateway {
     }
     const url = req.url;
     const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
-    let route = this.routes.get(path);
-    let id;
-    if (route === undefined && path.startsWith('/products/') && path.indexOf('/', 10) < 0 && path.length > 10) {
-      route = this.productRoute;
-      id = decodeComponent(path.slice(10));
-    }
-    if (route === undefined) {
+    const path = decodePath(q < 0 ? url : url.slice(0, q)); // routed decoded, as Starlette routes
+    const [route, id] = this.route(path);
+    if (route === undefined && path.length > 1 && path.endsWith('/') && this.route(path.slice(0, -1))[0] !== undefined) {
+      // Starlette's redirect_slashes: the same path without its trailing slash.
+      const query = q < 0 ? '' : url.slice(q);
+      res.writeHead(307, { 'content-length': 0, location: `http://${req.headers.host}${encodeURI(path.slice(0, -1))}${query}` });
+      res.end();
+    } else if (route === undefined) {
       answer(res, 404, NOT_FOUND);
     } else if (route[req.method] === undefined) {
       res.setHeader('allow', Object.keys(route).join(', '));
@@ -510,6 +542,15 @@ class Gateway {
     } else {
       route[req.method](req, res, q < 0 ? '' : url.slice(q + 1), id);
     }
+  }
+
+  /** [the route of a decoded path (undefined when none), the product id it names]. */
+  route(path) {
+    const route = this.routes.get(path);
+    if (route === undefined && path.startsWith('/products/') && path.indexOf('/', 10) < 0 && path.length > 10) {
+      return [this.productRoute, path.slice(10)];
+    }
+    return [route, undefined];
   }
 
   // The hot path: parse, validate, one call to inference, join with the catalog, answer.
@@ -521,8 +562,7 @@ class Gateway {
         return;
       }
       if (!isJson(contentType)) {
-        const text = body.toString();
-        answerInvalid(res, [invalid('model_attributes_type', ['body'], 'Input should be a valid dictionary or object to extract fields from', text)]);
+        answerNotJson(res, body);
         return;
       }
       let request;
@@ -538,8 +578,8 @@ class Gateway {
         answerInvalid(res, errors);
         return;
       }
-      const userId = request.user_id;
-      const k = request.k === undefined ? DEFAULT_K : request.k;
+      const userId = integerOf(request.user_id);
+      const k = request.k === undefined ? DEFAULT_K : integerOf(request.k);
       this.inference.recommend('{"user_id":' + userId + ',"k":' + k + '}', (error, status, payload) => {
         this.answerRecommendation(res, userId, error, status, payload);
       });
@@ -592,7 +632,7 @@ class Gateway {
     const limit = params.has('limit') ? integerParam(params.get('limit'), ['query', 'limit'], 1, MAX_PAGE) : { value: DEFAULT_PAGE };
     const offset = params.has('offset') ? integerParam(params.get('offset'), ['query', 'offset'], 0, MAX_OFFSET) : { value: 0 };
     const errors = [limit, offset].filter((param) => param.type !== undefined);
-    if (category !== undefined && category.length > MAX_CATEGORY_LENGTH) {
+    if (category !== undefined && [...category].length > MAX_CATEGORY_LENGTH) { // characters, as Python counts
       errors.unshift(invalid('string_too_long', ['query', 'category'], `String should have at most ${MAX_CATEGORY_LENGTH} characters`, category, { max_length: MAX_CATEGORY_LENGTH }));
     }
     if (errors.length > 0) return answerInvalid(res, errors);
@@ -614,10 +654,12 @@ class Gateway {
    * replica, since the fault it reverts may be in any of them.
    */
   faults(req, res) {
+    const contentType = req.headers['content-type'];
     readBody(req, res, async (body) => {
+      if (body.length > 0 && !isJson(contentType)) return answerNotJson(res, body); // as FastAPI's route refuses it
       const kind = parseJson(body)?.kind; // not JSON: the inference service words the 422
       const replicas = this.inference.replicas;
-      const targets = kind === 'clear' && replicas.length > 1 ? replicas : [this.inference.nextReplica()];
+      const targets = kind === 'clear' && replicas.length > 1 ? replicas : [this.inference.nextReplica('faults')];
       const answers = await Promise.all(targets.map((replica) => this.inference.fault(replica, body)));
       const failed = answers.findIndex((reply) => reply.error || reply.status !== 200);
       if (failed >= 0) return relayFaultFailure(res, targets[failed], kind, answers[failed]);

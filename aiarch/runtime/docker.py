@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import secrets
 import threading
 import time
@@ -104,6 +105,13 @@ def connect() -> docker.DockerClient:
     return client
 
 
+def image_tag(project: Project, service: str) -> str:
+    """aiarch-PROJECT-SERVICE:FOLDER: the project folder's name as the tag, so that one app in
+    two folders (built two ways, to compare them) keeps an image per folder."""
+    folder = re.sub(r"[^A-Za-z0-9_.-]", "-", project.path.resolve().name)[:64].lstrip(".-")
+    return f"aiarch-{project.config.name}-{service}:{folder or 'latest'}"
+
+
 def base_images(spec: str | None) -> tuple[str | None, dict[str, str]]:
     """AIARCH_BASE_IMAGE="img" or "img,gateway=other" -> (default, {service: image})."""
     default, per_service = None, {}
@@ -195,14 +203,17 @@ class DockerRuntime:
             self._probe_routes[network] = probe_route(self.client, network)
         return self._probe_routes[network]
 
+    def _route_of(self, container: Any) -> Route | None:
+        """The probe route of CONTAINER's network (None: it is on none)."""
+        networks = list(((container.attrs.get("NetworkSettings") or {}).get("Networks")) or {})
+        return self.probe_route(networks[0])[0] if networks else None
+
     def _readiness(self, container: Any, service: Service, published_url: str | None) -> str | None:
         """One replica's readiness: at its published port, else by its network's probe route."""
         if published_url:
             return http_probe(f"{published_url}{service.readiness_path}")
-        networks = list(((container.attrs.get("NetworkSettings") or {}).get("Networks")) or {})
-        if not networks:
-            return f"{container.name} is on no network"
-        return readiness(container, service, self.probe_route(networks[0])[0])
+        route = self._route_of(container)
+        return f"{container.name} is on no network" if route is None else readiness(container, service, route)
 
     # -- up ---------------------------------------------------------------------------------
     def up(self, project: Project, options: UpOptions, reporter: Reporter) -> Deployment:
@@ -302,7 +313,7 @@ class DockerRuntime:
         import docker
 
         build = _build_of(name, project.config.services[name])
-        tag = f"aiarch-{project.config.name}-{name}:latest"
+        tag = image_tag(project, name)
         context = (project.path / build.context).resolve()
         if not (context / build.dockerfile).is_file():
             raise UserInputError(
@@ -607,7 +618,11 @@ class DockerRuntime:
             lambda: self._readiness(container, service, replica.url),
             options,
             "`aiarch up` removed what it started; see the logs above, or raise the readiness timeout"
-            + ("" if replica.url else f"; {PROBE_ENV}=exec probes inside the container where this machine cannot reach it"),
+            + (
+                f"; {PROBE_ENV}=exec probes inside the container where this machine cannot reach it"
+                if not replica.url and self._route_of(container) == "address"
+                else ""
+            ),
         )
 
     def _wait_container(self, what: str, container: Any, probe: Callable[[], str | None], options: UpOptions, hint: str) -> None:

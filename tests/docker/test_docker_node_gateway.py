@@ -64,6 +64,7 @@ def test_a_readiness_path_that_never_answers_is_reported_with_the_node_services_
     assert "service gateway (container " in message and "not ready after 8 s" in message
     assert ":8000/not-there: 404" in message and "http://127.0.0.1" not in message.split("last log lines")[0]
     assert "gateway listening on http://0.0.0.0:8000" in message  # the container's own output
+    assert "AIARCH_PROBE=exec" in (caught.value.hint or "")  # the other route, should this machine not reach it
     assert leftovers(engine, project) == []
 
 

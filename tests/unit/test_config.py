@@ -163,3 +163,15 @@ def test_changes_between_two_configs_are_named_by_path_and_secrets_stay_hidden()
     ]  # bench: is how to load-test, not what runs; a secret's value is never shown
     assert without_secrets(before).services["app"].environment == {"BATCHING": "on", "DB_PASSWORD": "(hidden)"}
     assert config_changes(before, before) == []
+
+
+def test_one_app_in_two_folders_gets_an_image_tag_per_folder(tmp_path: Path):
+    from aiarch.runtime.base import Project
+    from aiarch.runtime.docker import image_tag
+
+    tags = []
+    for folder in ("shop-python", "Shop Node!", "..hidden"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "aiarch.yaml").write_text(yaml.safe_dump(minimal()))
+        tags.append(image_tag(Project.load(tmp_path / folder), "app"))
+    assert tags == ["aiarch-demo-app:shop-python", "aiarch-demo-app:Shop-Node-", "aiarch-demo-app:hidden"]

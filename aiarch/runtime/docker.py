@@ -65,7 +65,7 @@ from aiarch.runtime.base import (
     starting_deployment,
     wait_until_ready,
 )
-from aiarch.runtime.docker_probe import PROBE_ENV, Route, chosen_route, probe_route, readiness
+from aiarch.runtime.docker_probe import PROBE_ENV, Route, chosen_route, container_networks, probe_route, readiness
 from aiarch.runtime.rollout import Spec
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ class DockerRuntime:
 
     def _route_of(self, container: Any) -> Route | None:
         """The probe route of CONTAINER's network (None: it is on none)."""
-        networks = list(((container.attrs.get("NetworkSettings") or {}).get("Networks")) or {})
+        networks = list(container_networks(container))
         return self.probe_route(networks[0])[0] if networks else None
 
     def _readiness(self, container: Any, service: Service, published_url: str | None) -> str | None:

@@ -118,10 +118,14 @@ def _unreachable_reason(client: docker.DockerClient, network: str) -> str | None
     return f"this machine holds no address on network {network} ({', '.join(gateways) or 'no gateway'})"
 
 
+def container_networks(container: Any) -> dict[str, dict[str, Any]]:
+    """The container's networks by name, as the engine last reported them."""
+    return ((container.attrs.get("NetworkSettings") or {}).get("Networks")) or {}
+
+
 def container_address(container: Any) -> str | None:
     """The container's address on its (only) network, None while it has none."""
-    networks = ((container.attrs.get("NetworkSettings") or {}).get("Networks")) or {}
-    for network in networks.values():
+    for network in container_networks(container).values():
         if network.get("IPAddress"):
             return str(network["IPAddress"])
     return None
@@ -143,9 +147,8 @@ def _exec_probe(container: Any, url: str) -> str | None:
     import docker
     import requests
 
-    user = (container.attrs.get("Config") or {}).get("User") or None
-    try:
-        result = container.exec_run(["sh", "-c", _EXEC_PROBE, "aiarch-probe", url], user=user or "")
+    try:  # as the container's own user
+        result = container.exec_run(["sh", "-c", _EXEC_PROBE, "aiarch-probe", url])
     except docker.errors.APIError as error:  # restarting, paused, gone; or no sh in the image
         return f"GET {url} inside the container: {error.explanation or error}"
     except requests.exceptions.RequestException as error:  # the engine did not answer in time

@@ -354,15 +354,51 @@ def bench(
         str | None,
         typer.Option("--budget", help="--capacity: time for the whole search, e.g. 10m (default: bench.capacity.budget)."),
     ] = None,
+    url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--url",
+            help="Bench a deployment aiarch did not start (on Kubernetes, say) at this base URL, with its project's "
+            "scenario; one per --project. Its services' CPU and memory are recorded as unmeasured.",
+        ),
+    ] = None,
+    arch: Annotated[
+        list[str] | None,
+        typer.Option("--arch", help="With --url: the architecture that compare labels it with (default: its project's)."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Let N Locust workers on other machines send the load (each started with "
+            "`aiarch loadgen worker --master HOST:PORT`); every trial waits for all N.",
+        ),
+    ] = None,
+    master_bind: Annotated[
+        str,
+        typer.Option(
+            "--master-bind",
+            help="With --workers: where this machine's Locust master listens for them. 0.0.0.0:5557 lets other "
+            "machines in (Locust's port has no authentication: firewall it to them).",
+            metavar="HOST:PORT",
+        ),
+    ] = "127.0.0.1:5557",
+    workers_wait: Annotated[
+        str, typer.Option("--workers-wait", help="With --workers: how long a trial waits for them to connect.")
+    ] = "60s",
 ) -> None:
     """Load-test the running deployment(s) with Locust and save an exact run record for each."""
     with _user_errors():
         from aiarch import terminal
-        from aiarch.bench import BenchOptions, Thresholds, bench_interleaved, parse_sweep
+        from aiarch.bench import BenchOptions, Thresholds, bench_interleaved, parse_sweep, parse_url
         from aiarch.config import parse_duration_option, parse_share
 
         if arrivals not in (None, "constant", "poisson"):
             raise UserInputError(f"--arrivals {arrivals!r}: choose constant or poisson")
+        if workers is not None and workers < 1:
+            raise UserInputError(
+                f"--workers must be >= 1 (got {workers})", hint="leave it out to send the load from this machine"
+            )
         searching = capacity or bool(slo)
         options = BenchOptions(
             users=users,
@@ -378,6 +414,11 @@ def bench(
             thresholds=Thresholds(max_error_rate=max_error_rate, min_requests=min_requests),
             seed=seed,
             loadgen_cpus=loadgen_cpus,
+            urls=tuple(parse_url(text) for text in url or ()),
+            architectures=tuple(arch or ()),
+            workers=workers,
+            master=master_bind,
+            workers_wait_s=parse_duration_option("--workers-wait", workers_wait),
         )
         if not searching:
             given = [flag for flag, value in (("--start-rate", start_rate), ("--max-rate", max_rate), ("--precision", precision),
@@ -403,6 +444,100 @@ def bench(
                 results = bench_capacity(project or [Path(".")], options, searched, on_progress, terminal.show_step)
         for record, path in results:
             terminal.show_run(record, path)
+
+
+export_app = typer.Typer(help="Write deployment files for other platforms from aiarch.yaml.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("kubernetes")
+def export_kubernetes_command(
+    project: ProjectDir = Path("."),
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            file_okay=False,
+            help="Folder to write (default: PROJECT/k8s); replaced only when empty or an earlier export.",
+        ),
+    ] = None,
+    registry: Annotated[
+        str | None,
+        typer.Option("--registry", help="Image prefix, e.g. ghcr.io/me (default: none; load the images into the cluster)."),
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Add a Namespace (restricted Pod Security) and put everything in it.")
+    ] = None,
+    autoscale: Annotated[
+        bool, typer.Option("--autoscale/--no-autoscale", help="An HPA on the model's service (needs its resources.cpus).")
+    ] = True,
+    min_replicas: Annotated[
+        int | None, typer.Option("--min-replicas", help="The HPA's minimum (default: the model service's replicas).", min=1)
+    ] = None,
+    max_replicas: Annotated[
+        int | None, typer.Option("--max-replicas", help="The HPA's maximum (default: 4 x the minimum, at least 4).", min=1)
+    ] = None,
+    target_cpu: Annotated[
+        int, typer.Option("--target-cpu", help="The HPA's CPU utilization target, % of the request.", min=1, max=100)
+    ] = 70,
+) -> None:
+    """Write Kubernetes manifests for the project (Deployments, Services, PDBs, an HPA, NetworkPolicies) and a README.
+
+    The same images, environment, probes, budgets and hardening as `aiarch up` on Docker.
+    Exit codes: 0 written, 1 the files could not be written, 2 bad input (aiarch.yaml, flags,
+    an output folder holding files an earlier export did not write).
+    """
+    with _user_errors():
+        from aiarch import terminal
+        from aiarch.export.kubernetes import KubernetesOptions, export_kubernetes
+
+        options = KubernetesOptions(
+            registry=registry, namespace=namespace, autoscale=autoscale,
+            min_replicas=min_replicas, max_replicas=max_replicas, target_cpu_percent=target_cpu,
+        )  # fmt: skip
+        terminal.show_kubernetes_export(export_kubernetes(project, output, options))
+
+
+loadgen_app = typer.Typer(
+    help="The load generator on other machines: workers that send a share of `aiarch bench --workers N`.",
+    no_args_is_help=True,
+)
+app.add_typer(loadgen_app, name="loadgen")
+
+
+@loadgen_app.command("worker")
+def loadgen_worker(
+    master: Annotated[
+        str,
+        typer.Option(
+            "--master",
+            help="Where `aiarch bench --workers N` listens (its --master-bind), e.g. 10.0.0.5:5557.",
+            metavar="HOST:PORT",
+        ),
+    ],
+    project: Annotated[
+        Path,
+        typer.Option(
+            "--project",
+            "-p",
+            file_okay=False,
+            help="Run in this folder (a copy of the project), for a scenario that imports the project's modules.",
+        ),
+    ] = Path("."),
+    processes: Annotated[
+        int, typer.Option("--processes", help="Locust processes on this machine; --workers counts each one.")
+    ] = 1,
+    wait: Annotated[str, typer.Option("--wait", help="How long to wait for the master's next trial before stopping.")] = "60s",
+) -> None:
+    """Send a share of the load of a bench run from another machine: join each of its trials as a
+    Locust worker (the scenario and settings come from the master), until none starts for --wait."""
+    with _user_errors():
+        from aiarch import terminal
+        from aiarch.bench.worker import run_worker
+        from aiarch.config import parse_duration_option
+
+        run_worker(master, project, processes, parse_duration_option("--wait", wait), terminal.show_note)
 
 
 experiment_app = typer.Typer(

@@ -1,5 +1,5 @@
 """The run record: what `aiarch bench` measured, as typed models, and the one place that reads
-and writes it (PROJECT/.aiarch/runs/RUN.json, schema `aiarch.run/7`, written atomically).
+and writes it (PROJECT/.aiarch/runs/RUN.json, schema `aiarch.run/8`, written atomically).
 
     record = load_run(Path("shop/.aiarch/runs/20261130-101500-3e4c.json"))
     record.points[0].total.p99_ms                  # pooled over trials, every request counted
@@ -42,9 +42,10 @@ from aiarch.errors import AiarchError, UserInputError
 from aiarch.runtime.base import Deployment, ReplicaUsage
 from aiarch.state import state_dir, write_json_atomic
 
-SCHEMA = "aiarch.run/7"
+SCHEMA = "aiarch.run/8"
 READABLE_SCHEMAS = (
-    "aiarch.run/1", "aiarch.run/2", "aiarch.run/3", "aiarch.run/4", "aiarch.run/5", "aiarch.run/6", SCHEMA,
+    "aiarch.run/1", "aiarch.run/2", "aiarch.run/3", "aiarch.run/4", "aiarch.run/5", "aiarch.run/6",
+    "aiarch.run/7", SCHEMA,
 )  # fmt: skip
 ALL = "*"  # the key of the figures over every endpoint
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
@@ -319,6 +320,11 @@ class BenchPlan(_Model):
     fault: FaultSettings | None = None
     scale: ScaleSettings | None = None
     redeploy: RedeploySettings | None = None
+    # Locust workers started elsewhere (`aiarch loadgen worker`) that sent the load: 0 when it
+    # all came from this machine. MASTER is where this machine's Locust master listened for them.
+    workers: int = 0
+    master: str | None = None
+    workers_wait_s: float | None = None  # how long each trial waited for them to connect, at most
 
     @property
     def total_s(self) -> float:
@@ -396,6 +402,23 @@ class BalancedReplica(_Model):
     share: float  # of its service's requests in the window (1 / replicas when even)
 
 
+class LoadWorker(_Model):
+    """One Locust worker of a distributed trial (bench --workers), as the master saw it: its
+    requests (every latency reached the master in Locust's own messages), its CPU and whether
+    it stayed to the end."""
+
+    id: str  # Locust's node id: the worker's host name and a random suffix
+    index: int  # Locust's worker index, which also staggers its arrivals
+    requests: int  # its requests in the measured window
+    reported: int = 0  # every request it reported, warm-up and the end's cool-down included
+    cpu_percent_mean: float | None  # over the measured window, as the worker measured itself
+    cpu_percent_max: float | None
+    lost: str | None = None  # why it stopped before the end (the trial is then invalid)
+    # The master's clock minus the worker's when a batch of samples arrived (the largest seen,
+    # ms): an upper bound of their clock difference plus the time in transit.
+    clock_offset_ms: float | None = None
+
+
 class Trial(_Model):
     index: int
     status: Literal["complete", "interrupted"]
@@ -421,6 +444,7 @@ class Trial(_Model):
     # replica's share over the measured window.
     balancer: list[BalancerSample] = Field(default_factory=list)
     balanced: list[BalancedReplica] = Field(default_factory=list)
+    workers: list[LoadWorker] = Field(default_factory=list)  # bench --workers: each remote worker
 
     @property
     def total(self) -> EndpointStats:
@@ -726,12 +750,26 @@ class Placement(_Model):
     shared: str | None = None
 
 
+class Unmeasured(_Model):
+    """What a run could not measure, and why (None: it was measured). A deployment aiarch did not
+    start, benched at its URL, has its services' resources, GPUs and CPU placement out of sight;
+    compare names each one next to the figures it lacks."""
+
+    service_resources: str | None = None
+    gpu: str | None = None
+    placement: str | None = None
+
+    def reasons(self) -> list[tuple[str, str]]:
+        """(what, why) for each figure not measured, e.g. ("service resources", "...")."""
+        return [(name.replace("_", " "), why) for name, why in self if why]
+
+
 class RunRecord(_Model):
     """One `aiarch bench`: what was deployed, the plan, the machine, and every load point."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    schema_id: Literal["aiarch.run/7"] = Field(default="aiarch.run/7", alias="schema")
+    schema_id: Literal["aiarch.run/8"] = Field(default="aiarch.run/8", alias="schema")
     id: str
     created_at: str
     status: RunStatus
@@ -751,6 +789,7 @@ class RunRecord(_Model):
     redeploy: RedeployResult | None = None  # a redeploy experiment's runs (aiarch experiment redeploy)
     valid: bool = False
     reasons: list[str] = Field(default_factory=list)
+    unmeasured: Unmeasured = Field(default_factory=Unmeasured)
 
     @model_validator(mode="after")
     def _deployment_holds_the_config(self) -> RunRecord:
@@ -822,9 +861,10 @@ def parse_run(document: Any, source: str) -> RunRecord:
     try:
         if schema == "aiarch.run/1":
             document = _upgrade_v1(document)
-        # /2 -> ... -> /7 only added fields (placement, spread, event-loop lag; capacity; fault
+        # /2 -> ... -> /8 only added fields (placement, spread, event-loop lag; capacity; fault
         # experiments; the load balancer's per-replica counts, scaling experiments; redeploys and
-        # replicas' revisions) that older records lack.
+        # replicas' revisions; load workers on other machines, what could not be measured) that
+        # older records lack.
         document = {**document, "schema": SCHEMA}
         return RunRecord.model_validate(document)
     except (ValidationError, ValueError, TypeError, AttributeError) as error:

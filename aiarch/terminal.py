@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from aiarch.errors import AiarchError
     from aiarch.experiments import StepView
     from aiarch.experiments.fault import FaultEvent
-    from aiarch.run_record import BalancedReplica, Placement, RunRecord, RunSummary
+    from aiarch.export.kubernetes import KubernetesExport
+    from aiarch.run_record import BalancedReplica, Placement, RunRecord, RunSummary, Trial
     from aiarch.runtime import DownReport, StatusReport
     from aiarch.runtime.base import Deployment
     from aiarch.runtime.rollout import RolloutResult
@@ -37,6 +38,33 @@ def show_error(error: AiarchError) -> None:
     err.print(f"[bold red]error:[/] {escape(error.message)}", soft_wrap=True)
     if error.hint:
         err.print(f"[dim]hint: {escape(error.hint)}[/]", soft_wrap=True)
+
+
+def show_note(message: str) -> None:
+    """One line of what aiarch is doing, on stderr (stdout keeps the results)."""
+    err.print(f"[dim]-[/] {escape(message)}", soft_wrap=True)
+
+
+def show_kubernetes_export(result: KubernetesExport) -> None:
+    def shown(path: Path) -> str:
+        relative = os.path.relpath(path)
+        return str(path) if relative.startswith("..") else relative
+
+    where = shown(result.path)
+    scaled = f", HPA on {result.autoscaled}" if result.autoscaled else ""
+    out.print(
+        f"[bold green]Wrote[/] Kubernetes manifests for [bold]{escape(result.project)}[/] ({result.architecture}) "
+        f"in {escape(where)}: {len(result.files)} files{scaled}"
+    )
+    for warning in result.warnings:
+        err.print(f"[yellow]note:[/] {escape(warning)}", soft_wrap=True)
+    out.print("Next (see its README.md: build and load the images first):")
+    out.print(f"  kubectl apply -f {escape(where)}/", soft_wrap=True)
+    out.print(f"  {escape(result.port_forward)}", soft_wrap=True)
+    out.print(
+        f"  aiarch bench --url http://127.0.0.1:8080 --arch {escape(result.architecture)} -p {escape(shown(result.project_path))}",
+        soft_wrap=True,
+    )
 
 
 def show_interrupted() -> None:
@@ -160,8 +188,11 @@ def show_deployment(deployment: Deployment) -> None:
 def run_placement_line(placement: Placement) -> str:
     from aiarch.placement import format_cpus
 
-    services = "; ".join(
-        f"{escape(name)} {'any' if cpus is None else format_cpus(cpus)}" for name, cpus in placement.service_cpus.items()
+    services = (
+        "; ".join(
+            f"{escape(name)} {'any' if cpus is None else format_cpus(cpus)}" for name, cpus in placement.service_cpus.items()
+        )
+        or "services not known"
     )
     loadgen = "any" if placement.loadgen_cpus is None else format_cpus(placement.loadgen_cpus)
     line = f"load generator {loadgen}; {services} (of {format_cpus(placement.available_cpus)})"
@@ -455,7 +486,8 @@ def show_run(record: RunRecord, path: Path | None) -> None:
     out.print(
         f"[bold]{escape(record.project)}[/] ({escape(record.architecture)}) on {record.runtime}: run {record.id}"
         f" [dim]({plan.duration_s:g} s measured after {plan.warmup_s:g} s warm-up, "
-        f"{plan.repeat} trial(s), {plan.processes} load process(es))[/]"
+        f"{plan.repeat} trial(s), "
+        + (f"{plan.workers} load worker(s) elsewhere)[/]" if plan.workers else f"{plan.processes} load process(es))[/]")
     )
     for point in record.points:
         table = Table(
@@ -483,10 +515,15 @@ def show_run(record: RunRecord, path: Path | None) -> None:
         )
         if usage:
             out.print(f"  services: {escape(usage)}")
+        elif record.unmeasured.service_resources:
+            out.print(f"  services: [yellow]not measured[/] ({escape(record.unmeasured.service_resources)})", soft_wrap=True)
+        if last.workers:
+            out.print(f"  load workers: {escape(workers_words(last))}", soft_wrap=True)
         if last.balanced:
             out.print(f"  balanced: {escape(balanced_words(last.balanced))}")
         lag = f", event-loop lag {last.loadgen_lag_ms_mean:.2f} ms mean" if last.loadgen_lag_ms_mean is not None else ""
-        out.print(f"  load generator: {last.loadgen_cpu_percent:.0f}% CPU (mean of the busiest process){lag}")
+        where = "its master here" if plan.workers else "the busiest process"
+        out.print(f"  load generator: {last.loadgen_cpu_percent:.0f}% CPU (mean of {where}){lag}")
         spread = point.spread
         if spread is not None and spread.trials > 1:
             cv = ", ".join(
@@ -674,6 +711,22 @@ def _show_costs(comparison: Comparison) -> None:
     _rows_table(f"Cost per million requests ({escape(comparison.prices.currency)})", COST_HEADER, cost_rows(comparison))
     for note in cost_notes(comparison):
         out.print(f"  [dim]{escape(note)}[/]", soft_wrap=True)
+
+
+def workers_words(trial: Trial) -> str:
+    """Each remote load worker's share of a trial, in a few words."""
+
+    def cpu(value: float | None) -> str:
+        return "CPU not reported" if value is None else f"{value:.0f}% CPU"
+
+    def name(worker_id: str) -> str:  # Locust's id: the host's name, "_" and 32 hex digits
+        host, _, suffix = worker_id.rpartition("_")
+        return f"{host}_{suffix[:6]}" if host and len(suffix) == 32 else worker_id
+
+    return "; ".join(
+        f"{name(w.id)}: {w.requests:,} requests, {cpu(w.cpu_percent_mean)}" + (f", LOST ({w.lost})" if w.lost else "")
+        for w in trial.workers
+    )
 
 
 def balanced_words(balanced: list[BalancedReplica]) -> str:

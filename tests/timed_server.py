@@ -5,7 +5,8 @@
 
 GET /work waits the service time (measured from when the request line arrived); during the
 stall window (counted from the first /work) requests wait until the stall ends. --serial serves
-one /work at a time. GET /healthz and anything else answer at once.
+one /work at a time. GET /count answers how many /work requests it answered ({"work": N}); GET
+/healthz and anything else answer at once.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ async def main() -> None:
     options = parser.parse_args()
     service_s = options.service_ms / 1000.0
     first: list[float] = []
+    answered = [0]
     serial = asyncio.Lock()
 
     async def work(received: float) -> None:
@@ -53,13 +55,21 @@ async def main() -> None:
                 received = time.perf_counter()
                 while (await reader.readline()) not in (b"\r\n", b"\n", b""):
                     pass
-                if request_line.split(b" ")[1].startswith(b"/work"):
+                path = request_line.split(b" ")[1]
+                if path.startswith(b"/work"):
                     if options.serial:
                         async with serial:
                             await work(time.perf_counter())
                     else:
                         await work(received)
-                writer.write(RESPONSE)
+                    answered[0] += 1
+                if path == b"/count":
+                    body = b'{"work": %d}' % answered[0]
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+                    )
+                else:
+                    writer.write(RESPONSE)
                 await writer.drain()
         except (ConnectionError, IndexError):
             pass

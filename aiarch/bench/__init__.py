@@ -6,7 +6,7 @@ resource and GPU sampling, validity checks, one durable run record per run.
     list_runs(Path("shop"))
 """
 
-from aiarch.bench.benchmark import BenchInterrupted, bench, bench_interleaved
+from aiarch.bench.benchmark import BenchInterrupted, bench, bench_interleaved, parse_url
 from aiarch.bench.load import BenchOptions, parse_sweep
 from aiarch.bench.runner import LiveView
 from aiarch.run_record import RunSummary, Thresholds, list_runs
@@ -21,4 +21,5 @@ __all__ = [
     "bench_interleaved",
     "list_runs",
     "parse_sweep",
+    "parse_url",
 ]

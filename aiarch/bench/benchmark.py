@@ -1,12 +1,17 @@
 """`aiarch bench`: every planned load point against the recorded deployment, one durable run
 record, saved whatever happens (complete, interrupted or failed); with several projects, their
 trials interleaved, one record each. The load generator runs on its own CPUs (aiarch.placement)
-and the record says which CPUs ran what."""
+and the record says which CPUs ran what.
+
+A deployment aiarch did not start (on Kubernetes, say) is benched at its URL (`bench --url`):
+the same load and latencies, with what cannot be sampled from here (its services' CPU, memory and
+GPUs) recorded as unmeasured, with the reason."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -15,12 +20,14 @@ from aiarch.bench.gpu import GpuSampler
 from aiarch.bench.load import BenchOptions, plan
 from aiarch.bench.runner import LiveView, TrialOutcome, run_trial
 from aiarch.bench.trials import analyse_trial, pool, spread
-from aiarch.config import ProjectConfig, config_changes, without_secrets
+from aiarch.config import NAME_PATTERN, ProjectConfig, config_changes, without_secrets
 from aiarch.errors import AiarchError, UserInputError, interrupted_exit_code
 from aiarch.ids import new_id, utc_now_iso
 from aiarch.placement import CpuSpec, Placed, available_cpus, loadgen_cpus
-from aiarch.run_record import BenchPlan, GpuInfo, Load, Placement, Point, RunRecord, save_run
-from aiarch.runtime.base import Deployment, Project, UsageProbe, http_probe, load_deployment
+from aiarch.run_record import BenchPlan, GpuInfo, Load, Placement, Point, RunRecord, Unmeasured, save_run
+from aiarch.runtime.base import Deployment, Project, ReplicaUsage, UsageProbe, http_probe, load_deployment
+
+EXTERNAL = "external"  # the runtime of a deployment benched at its URL (bench --url)
 
 
 class BenchInterrupted(AiarchError):
@@ -53,17 +60,115 @@ def _target(project: Project) -> Deployment:
     return deployment
 
 
+def parse_url(text: str) -> str:
+    """The base URL of a deployment to bench (--url): http(s), a host, no query; without the
+    trailing slash (the scenario's paths start with one)."""
+    try:
+        parts = urllib.parse.urlsplit(text.strip())
+        port = parts.port
+    except ValueError as error:
+        raise UserInputError(f"--url {text!r} is not a URL ({error})", hint="e.g. --url http://127.0.0.1:8080") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserInputError(
+            f"--url {text!r} must be an http:// or https:// URL with a host", hint="e.g. --url http://127.0.0.1:8080"
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise UserInputError(
+            f"--url {text!r}: give the base URL only (no query, fragment or credentials)",
+            hint="the scenario adds the paths; e.g. --url http://127.0.0.1:8080",
+        )
+    netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    return urllib.parse.urlunsplit((parts.scheme, f"{netloc}:{port}" if port else netloc, parts.path.rstrip("/"), "", ""))
+
+
+def _external_target(project: Project, url: str, architecture: str | None) -> Deployment:
+    """A deployment aiarch did not start, as the record describes it: its entry service at URL
+    (aiarch.yaml's entry service, whose health path is checked first), no replica it can see."""
+    import re
+
+    config = project.config
+    label = architecture or config.architecture
+    if not re.fullmatch(NAME_PATTERN, label) or len(label) > 63:
+        raise UserInputError(
+            f"--arch {label!r} must be a lower-case name such as monolith or microservices",
+            hint="it labels the runs that compare puts side by side",
+        )
+    entry_name, entry = config.entrypoint
+    reason = http_probe(f"{url}{entry.health_path}")
+    if reason:
+        raise UserInputError(
+            f"nothing healthy answers at {url} ({reason})",
+            hint=f"check --url (aiarch.yaml's entry service {entry_name!r} answers GET {entry.health_path} when healthy)",
+        )
+    return Deployment(
+        id=new_id(1),
+        project=config.name,
+        architecture=label,
+        runtime=EXTERNAL,
+        project_dir=str(project.path),
+        created_at=utc_now_iso(),
+        entry_service=entry_name,
+        entry_url=url,
+        replicas=(),
+        config=without_secrets(config),
+    )
+
+
+class _Unsampled:
+    """The usage probe of a deployment aiarch did not start: it sees none of its replicas."""
+
+    def sample(self) -> list[ReplicaUsage]:
+        return []
+
+    def service_of_pid(self, pid: int) -> str | None:
+        return None
+
+    def service_of_container(self) -> dict[str, str]:
+        return {}
+
+    def cpus(self) -> dict[str, tuple[int, ...] | None]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+def _unmeasured_at(url: str) -> Unmeasured:
+    why = f"the deployment at {url} was not started by aiarch"
+    return Unmeasured(
+        service_resources=f"{why}: its services' CPU and memory cannot be sampled from here",
+        gpu=f"{why}: its GPUs cannot be sampled from here",
+        placement=f"{why}: which CPUs its services ran on is not known, nor whether they share the load generator's",
+    )
+
+
 class _Session:
-    """One project's run: its plan, deployment, placement and record, trial by trial."""
+    """One project's run: its plan, deployment, placement and record, trial by trial. With URL,
+    the project describes a deployment aiarch did not start that answers there (bench --url)."""
 
-    def __init__(self, project_dir: Path, options: BenchOptions, gpu: GpuSampler, gpu_info: GpuInfo) -> None:
-        from aiarch.runtime import runtime_for
-
+    def __init__(
+        self,
+        project_dir: Path,
+        options: BenchOptions,
+        gpu: GpuSampler,
+        gpu_info: GpuInfo,
+        url: str | None = None,
+        architecture: str | None = None,
+    ) -> None:
         project = Project.load(project_dir)
         self.project = project
         self.plan = plan(options, project.config.bench, project.path)
-        self.deployment = deployment = _target(project)
-        runtime = runtime_for(deployment)
+        probe: UsageProbe
+        if url is None:
+            from aiarch.runtime import runtime_for
+
+            self.deployment = deployment = _target(project)
+            runtime = runtime_for(deployment)
+            engine, probe, unmeasured = runtime.engine_info(), runtime.usage_probe(deployment), Unmeasured()
+        else:
+            self.deployment = deployment = _external_target(project, url, architecture)
+            engine, probe, unmeasured = {"engine": EXTERNAL, "url": url}, _Unsampled(), _unmeasured_at(url)
+            gpu_info = GpuInfo(available=False, reason=unmeasured.gpu)
         config = deployment.config or without_secrets(project.config)
         self.loadgen = _loadgen_placement(options, config, deployment)
         self.record = RunRecord(
@@ -71,17 +176,20 @@ class _Session:
             created_at=utc_now_iso(),
             status="running",
             project=project.config.name,
-            architecture=project.config.architecture,
+            architecture=deployment.architecture,
             runtime=deployment.runtime,
             deployment=deployment,
             config=config,
-            config_changed_after_up=config_changes(deployment.config, project.config) if deployment.config else [],
+            config_changed_after_up=config_changes(deployment.config, project.config)
+            if url is None and deployment.config
+            else [],
             plan=self.plan,
-            environment=capture_environment(project.path, runtime.engine_info(), gpu_info),
+            environment=capture_environment(project.path, engine, gpu_info),
+            unmeasured=unmeasured,
         )
         self.entry_environment = config.services[deployment.entry_service].environment
-        self.probe = runtime.usage_probe(deployment)
-        self.gpu = gpu
+        self.probe = probe
+        self.gpu = gpu if url is None else GpuSampler.unavailable(unmeasured.gpu or "")
 
     def run_trial(
         self, point_index: int, trial_index: int, scratch: Path, on_progress: Callable[[LiveView], None], label: str
@@ -122,7 +230,8 @@ class _Session:
             self.record.placement = _placement(self.record, self.probe, self.loadgen)
         outcome = run_trial(
             plan, point.load, self.deployment.entry_url, self.project.path, self.entry_environment,
-            scratch / f"{self.record.id}-p{point_index}-t{trial_index}", self.probe, self.gpu, on_progress, label,
+            scratch / f"{self.record.id}-p{point_index}-t{trial_index}",
+            None if self.record.runtime == EXTERNAL else self.probe, self.gpu, on_progress, label,
             cpus=self.loadgen.cpus, on_start=on_start,
             balancer_stats=self.deployment.balancer.stats_url if self.deployment.balancer else None,
         )  # fmt: skip
@@ -171,6 +280,9 @@ def _loadgen_placement(options: BenchOptions, config: ProjectConfig, deployment:
         config.placement.loadgen_cpus if given is None else given,
         "placement.loadgen_cpus" if given is None else "--loadgen-cpus",
     )
+    if deployment.runtime == EXTERNAL:
+        # Its services' CPUs are out of sight (the record says so): none are taken here.
+        return loadgen_cpus(spec, (), available_cpus())
     placed = loadgen_cpus(spec, deployment.cpus, available_cpus())
     if deployment.cpus_shared and (placed.shared or placed.cpus is None):
         return Placed(placed.cpus, deployment.cpus_shared)  # why `up` could not place them apart
@@ -253,9 +365,22 @@ def run_sessions(
     interruption: KeyboardInterrupt | None = None
     failure: str | None = None
     paths: list[Path | None] = []
+    urls: tuple[str | None, ...] = options.urls or (None,) * len(project_dirs)
+    if len(urls) != len(project_dirs):
+        raise UserInputError(
+            f"{len(options.urls)} --url for {len(project_dirs)} projects", hint="give one --url per --project, in the same order"
+        )
+    architectures: tuple[str | None, ...] = options.architectures or (None,) * len(project_dirs)
+    if options.architectures and (not options.urls or len(architectures) != len(project_dirs)):
+        raise UserInputError(
+            "--arch labels a deployment benched at its --url: give one per --url, in the same order"
+            if options.urls
+            else "--arch labels a deployment that aiarch did not start: it needs --url",
+            hint="aiarch's own deployments carry the architecture of their aiarch.yaml",
+        )
     try:
-        for project_dir in project_dirs:
-            sessions.append(_Session(project_dir, options, gpu, gpu_info))
+        for project_dir, url, architecture in zip(project_dirs, urls, architectures, strict=True):
+            sessions.append(_Session(project_dir, options, gpu, gpu_info, url, architecture))
             prepare(sessions[-1])
         loads = {tuple(s.plan.loads) for s in sessions}
         if len(loads) > 1:

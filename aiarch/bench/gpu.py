@@ -88,6 +88,14 @@ class GpuSampler:
         except Exception as error:
             self.reason = f"NVML unavailable: {type(error).__name__}: {error}"
 
+    @classmethod
+    def unavailable(cls, reason: str) -> GpuSampler:
+        """A sampler that reads nothing, for REASON (the GPUs in question are not this machine's)."""
+        sampler = cls.__new__(cls)
+        sampler.available, sampler.reason, sampler.driver, sampler.devices = False, reason, None, []
+        sampler._nvml, sampler._handles = None, []
+        return sampler
+
     def read(self) -> list[GpuReading]:
         if not self.available:
             return []

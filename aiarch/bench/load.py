@@ -32,6 +32,15 @@ class BenchOptions:
     thresholds: Thresholds = field(default_factory=Thresholds)
     seed: int = 0
     loadgen_cpus: str | None = None  # auto, a CPU list, none; None: aiarch.yaml's placement.loadgen_cpus
+    # Deployments aiarch did not start, one base URL per project (bench --url), and the
+    # architecture each one is labelled with (default: its project's).
+    urls: tuple[str, ...] = ()
+    architectures: tuple[str, ...] = ()
+    # Locust workers on other machines (`aiarch loadgen worker`) that send the load: None = none,
+    # this machine sends it all. MASTER (HOST:PORT) is where they reach this machine's Locust.
+    workers: int | None = None
+    master: str = "127.0.0.1:5557"
+    workers_wait_s: float = 60.0  # how long to wait for them to connect before each trial
 
 
 def parse_sweep(text: str) -> Sweep:
@@ -87,6 +96,7 @@ def plan(options: BenchOptions, defaults: BenchDefaults, project_dir: Path) -> B
         raise UserInputError("--repeat must be >= 1")
     if not 1 <= options.processes <= 64:
         raise UserInputError("--processes must be between 1 and 64")
+    _check_workers(options)
     rate, users, sweep = options.rate, options.users, options.sweep
     if rate is not None and (not math.isfinite(rate) or rate <= 0):
         raise UserInputError(f"--rate must be > 0 requests per second (got {rate:g})", hint="leave it out for closed loop")
@@ -129,4 +139,32 @@ def plan(options: BenchOptions, defaults: BenchDefaults, project_dir: Path) -> B
         thresholds=options.thresholds,
         sweep=sweep,
         seed=options.seed,
+        workers=options.workers or 0,
+        master=options.master if options.workers else None,
+        workers_wait_s=options.workers_wait_s if options.workers else None,
     )
+
+
+def _check_workers(options: BenchOptions) -> None:
+    from aiarch.bench.runner import split_master
+
+    if options.workers is not None and not 1 <= options.workers <= 1024:
+        raise UserInputError(
+            f"--workers must be between 1 and 1024 (got {options.workers})",
+            hint="the number of `aiarch loadgen worker` processes that send the load; leave it out to send it from here",
+        )
+    if not options.workers:
+        return
+    if options.processes > 1:
+        raise UserInputError(
+            "--processes is this machine's load processes; with --workers the workers send the load",
+            hint="give each worker more processes instead: aiarch loadgen worker --processes N (and count them in --workers)",
+        )
+    try:
+        split_master(options.master)
+    except ValueError as error:
+        raise UserInputError(
+            f"--master-bind {error}", hint="e.g. --master-bind 0.0.0.0:5557 for workers on other machines"
+        ) from None
+    if not math.isfinite(options.workers_wait_s) or options.workers_wait_s <= 0:
+        raise UserInputError("--workers-wait must be > 0 seconds", hint="e.g. --workers-wait 2m")

@@ -18,6 +18,7 @@ import numpy as np
 
 from aiarch.bench.gpu import GpuSampler, attribute_processes
 from aiarch.bench.stats import Sample
+from aiarch.config import recorded_environment
 from aiarch.errors import AiarchError, UserInputError
 from aiarch.processes import ProcessTreeSampler, affinity, pin, stop_process_group
 from aiarch.run_record import BalancerReading, BalancerSample, BenchPlan, GpuSample, Load, LoadgenSample, ResourceSample
@@ -27,6 +28,8 @@ from aiarch.state import log_tail
 
 PLUGIN = Path(__file__).with_name("locust_plugin.py")
 COOLDOWN_S = 2.0  # after the window: lets requests sent inside it finish
+LOAD_ENV_FILE = "aiarch_load_env.py"  # the environment a remote worker's Locust needs (bench --workers)
+_GAVE_UP = "Gave up waiting for workers to connect"  # Locust's master, after --expect-workers-max-wait
 
 
 @dataclass
@@ -60,14 +63,30 @@ class TrialOutcome:
     lag: list[tuple[float, float, float]] = field(default_factory=list)  # (epoch, mean ms, max ms) per process-second
     cpus: tuple[int, ...] | None = None  # the CPUs Locust ran on, read back (None: not pinned)
     balancer: list[BalancerSample] = field(default_factory=list)  # its per-replica counts each second
+    workers: list[WorkerSeen] = field(default_factory=list)  # bench --workers: each remote worker
 
     @property
     def interrupted(self) -> bool:
         return self.interruption is not None
 
 
+@dataclass
+class WorkerSeen:
+    """A remote load worker as the master's lines describe it (bench --workers)."""
+
+    index: int
+    id: str = ""
+    starts: list[float] = field(default_factory=list)  # each sample's start (epoch)
+    cpu: list[tuple[float, float]] = field(default_factory=list)  # (epoch, CPU %) once a second
+    offset_ms: float | None = None  # the largest master-minus-worker clock seen on arrival
+    lost: str | None = None  # why it left before the end
+    lost_at: float | None = None  # when the master noticed (epoch)
+    unflushed: bool = False  # its last lines never came
+
+
 class _SampleTail:
-    """Reads the per-process sample files as they grow (complete lines only)."""
+    """Reads the per-process sample files as they grow (complete lines only); those of remote
+    workers (samples-worker-INDEX.tsv, written by the master) also say which worker sent what."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -77,6 +96,13 @@ class _SampleTail:
         self.late = 0
         self.dropped = 0
         self.lag: list[tuple[float, float, float]] = []
+        self.workers: dict[int, WorkerSeen] = {}
+
+    def _worker_of(self, path: Path) -> WorkerSeen | None:
+        suffix = path.stem.removeprefix("samples-worker-")
+        if suffix == path.stem or not suffix.isdigit():
+            return None
+        return self.workers.setdefault(int(suffix), WorkerSeen(index=int(suffix)))
 
     def read(self) -> list[Sample]:
         new: list[Sample] = []
@@ -89,20 +115,48 @@ class _SampleTail:
             lines = text.split("\n")
             if lines and lines[-1]:
                 self.partial[path] = lines[-1]
+            worker = self._worker_of(path)
+            count = len(new)
             for line in lines[:-1]:
                 if not line:
                     continue
                 if line.startswith("#"):
-                    self._marker(*line[1:].partition(" ")[::2])
+                    self._marker(*line[1:].partition(" ")[::2], worker=worker)
                     continue
                 parts = line.split("\t")
                 if len(parts) == 5:
                     new.append(Sample(float(parts[0]), float(parts[1]), parts[2], parts[3] == "1", parts[4]))
                 elif len(parts) == 6:  # with the version that answered (AIARCH_VERSION_HEADER)
                     new.append(Sample(float(parts[0]), float(parts[1]), parts[2], parts[3] == "1", parts[4], parts[5]))
+            if worker is not None:
+                worker.starts.extend(sample.start for sample in new[count:])
         return new
 
-    def _marker(self, key: str, value: str) -> None:
+    def _worker_marker(self, key: str, value: str, worker: WorkerSeen | None) -> bool:
+        """The markers about remote workers; True when KEY was one."""
+        parts = value.split(" ", 2)
+        try:
+            if key == "worker" and worker is not None and len(parts) >= 2:
+                worker.id = " ".join(parts[1:])
+            elif key == "cpu" and worker is not None and len(parts) == 2:
+                worker.cpu.append((float(parts[0]), float(parts[1])))
+            elif key == "offset" and worker is not None:
+                worker.offset_ms = float(parts[0])
+            elif key == "lost" and len(parts) == 3:
+                lost = self.workers.setdefault(int(parts[1]), WorkerSeen(index=int(parts[1])))
+                if lost.lost is None:
+                    lost.lost, lost.lost_at = parts[2], float(parts[0])
+            elif key == "unflushed" and len(parts) == 2:
+                self.workers.setdefault(int(parts[1]), WorkerSeen(index=int(parts[1]))).unflushed = True
+            else:
+                return key in ("worker", "cpu", "offset", "lost", "unflushed")
+        except ValueError:
+            pass
+        return True
+
+    def _marker(self, key: str, value: str, worker: WorkerSeen | None = None) -> None:
+        if self._worker_marker(key, value, worker):
+            return
         if key == "lag":  # '#lag EPOCH MEAN_MS MAX_MS': the load process's event-loop lag that second
             parts = value.split()
             if len(parts) == 3:
@@ -124,19 +178,41 @@ class _SampleTail:
             self.dropped += int(number)
 
 
-def locust_command(plan: BenchPlan, load: Load, url: str) -> list[str]:
+def split_master(address: str) -> tuple[str, int]:
+    """HOST:PORT (an IPv6 host in brackets) -> (host, port); a ValueError names the problem."""
+    host, sep, port = address.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{address!r} is not HOST:PORT (e.g. 127.0.0.1:5557)")
+    return host, int(port)
+
+
+def load_processes(plan: BenchPlan) -> int:
+    """How many Locust processes send the load (and share an open loop's rate)."""
+    return plan.workers or plan.processes
+
+
+def locust_command(plan: BenchPlan, load: Load, url: str, env_file: Path | None = None) -> list[str]:
     run_time = math.ceil(plan.total_s + COOLDOWN_S)
+    files = [str(env_file)] if env_file else []
     command = [
         sys.executable, "-m", "locust",
-        "-f", f"{plan.scenario},{PLUGIN}",
+        "-f", ",".join([*files, plan.scenario, str(PLUGIN)]),
         "--headless", "--host", url,
         "--run-time", f"{run_time}s", "--stop-timeout", "5",
         "--only-summary", "--loglevel", "WARNING",
     ]  # fmt: skip
-    if plan.processes > 1:
+    if plan.workers:
+        host, port = split_master(plan.master or "")
+        command += [
+            "--master", "--master-bind-host", host, "--master-bind-port", str(port),
+            "--expect-workers", str(plan.workers), "--expect-workers-max-wait", f"{plan.workers_wait_s or 60:g}",
+        ]  # fmt: skip
+    elif plan.processes > 1:
         command += ["--processes", str(plan.processes)]
+    processes = load_processes(plan)
     if load.kind == "open":
-        command += ["--users", str(plan.processes), "--spawn-rate", str(plan.processes), "OpenLoopDriver"]
+        command += ["--users", str(processes), "--spawn-rate", str(processes), "OpenLoopDriver"]
     else:
         command += ["--users", str(load.users), "--spawn-rate", f"{load.spawn_rate or load.users:g}"]
     return command
@@ -162,28 +238,24 @@ def run_trial(
     BALANCER_STATS is the load balancer's stats page, read each second too."""
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "locust.log"
-    env = {
-        **os.environ,
-        **environment,
-        "AIARCH_SAMPLES_DIR": str(folder),
-        "AIARCH_PROCESSES": str(plan.processes),
-        "AIARCH_SEED": str(plan.seed),
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("AIARCH_OPEN_RATE", None)
-    env.pop("AIARCH_VERSION_HEADER", None)
+    settings = {"AIARCH_PROCESSES": str(load_processes(plan)), "AIARCH_SEED": str(plan.seed)}
     if plan.redeploy is not None and plan.redeploy.version_header:
-        env.update(AIARCH_VERSION_HEADER=plan.redeploy.version_header)
+        settings.update(AIARCH_VERSION_HEADER=plan.redeploy.version_header)
     if load.kind == "open":
-        env.update(AIARCH_OPEN_RATE=f"{load.rate or 0:g}", AIARCH_ARRIVALS=load.arrivals)
+        settings.update(AIARCH_OPEN_RATE=f"{load.rate or 0:g}", AIARCH_ARRIVALS=load.arrivals)
+    env = {**os.environ, **environment, "AIARCH_SAMPLES_DIR": str(folder), "PYTHONUNBUFFERED": "1"}
+    for name in ("AIARCH_OPEN_RATE", "AIARCH_VERSION_HEADER", "AIARCH_REMOTE_WORKER"):
+        env.pop(name, None)
+    env.update(settings)
+    env_file = _load_env_file(folder, {**environment, **settings}) if plan.workers else None
     tail = _SampleTail(folder)
     samples: list[Sample] = []
     outcome = TrialOutcome(samples=samples, started_at=time.time(), log=log)
     launched = time.time()
-    deadline = time.monotonic() + plan.total_s + COOLDOWN_S + 60
+    deadline = time.monotonic() + plan.total_s + COOLDOWN_S + 60 + (plan.workers_wait_s or 0)
     with log.open("wb") as stream:
         process = subprocess.Popen(
-            locust_command(plan, load, url),
+            locust_command(plan, load, url, env_file),
             cwd=project_dir,
             env=env,
             stdout=stream,
@@ -235,9 +307,34 @@ def run_trial(
     outcome.late_sends = tail.late
     outcome.dropped = tail.dropped
     outcome.lag = tail.lag
+    outcome.workers = [tail.workers[index] for index in sorted(tail.workers)]
     if not samples and not outcome.interrupted:
+        if plan.workers and _GAVE_UP in log.read_text(encoding="utf-8", errors="replace"):
+            connected = len(outcome.workers)
+            raise UserInputError(
+                f"{connected} of {plan.workers} load workers connected to {plan.master} within "
+                f"{plan.workers_wait_s or 60:g} s: no load was sent",
+                hint=f"start each one with `aiarch loadgen worker --master {plan.master}` (on the machines that send the "
+                "load), or give fewer --workers",
+            )
         raise _no_request_error(log, outcome.exit_code, project_dir / plan.scenario)
     return outcome
+
+
+def _load_env_file(folder: Path, variables: dict[str, str]) -> Path:
+    """The first file the master sends each remote worker (Locust's `-f -`): it sets, before the
+    scenario and the plugin are imported, the variables they read: the load's settings and the
+    entry service's environment (secret-looking ones left out: the master's port has no
+    authentication)."""
+    shown = recorded_environment(variables)
+    safe = {name: value for name, value in variables.items() if shown.get(name) == value}
+    path = folder / LOAD_ENV_FILE
+    path.write_text(
+        '"""Written by aiarch for its remote load workers: the environment of the load."""\n\n'
+        f"import os\n\nos.environ.update({safe!r})\n",
+        encoding="utf-8",
+    )
+    return path
 
 
 def _balancer_reading(stats_url: str, elapsed: float) -> BalancerSample | None:

@@ -8,7 +8,7 @@ import statistics
 import numpy as np
 
 from aiarch.bench.loadgen_health import judge_lag
-from aiarch.bench.runner import TrialOutcome
+from aiarch.bench.runner import TrialOutcome, WorkerSeen
 from aiarch.bench.stats import endpoint_stats, per_second, summarize
 from aiarch.run_record import (
     ALL,
@@ -18,6 +18,7 @@ from aiarch.run_record import (
     EndpointStats,
     Latencies,
     Load,
+    LoadWorker,
     ResourceSample,
     ServiceUsage,
     Spread,
@@ -57,6 +58,8 @@ def analyse_trial(outcome: TrialOutcome, plan: BenchPlan, load: Load, index: int
             f"load generator CPU {loadgen_cpu:.0f}% > {thresholds.max_loadgen_cpu_percent:.0f}%: it may be the "
             "bottleneck (add --processes, or lower the load)"
         )
+    workers = [load_worker(seen, window_start, window_end) for seen in outcome.workers]
+    reasons += worker_reasons(workers, outcome.workers, window_end, thresholds.max_loadgen_cpu_percent)
     lag_mean, lag_max, lag_reason = judge_lag(outcome.lag, window_start, window_end, total.p50_ms)
     if lag_reason:
         reasons.append(lag_reason)
@@ -97,7 +100,48 @@ def analyse_trial(outcome: TrialOutcome, plan: BenchPlan, load: Load, index: int
         loadgen_lag_ms_max=None if lag_max is None else round(lag_max, 3),
         balancer=outcome.balancer,
         balanced=balanced_shares([row for row in outcome.balancer if in_window(row.t)]),
+        workers=workers,
     )
+
+
+MAX_CLOCK_OFFSET_MS = 250.0  # a worker's clock this far off the master's shifts the window
+
+
+def load_worker(seen: WorkerSeen, window_start: float, window_end: float) -> LoadWorker:
+    """A remote load worker over the measured window: its requests and its CPU."""
+    cpu = [percent for epoch, percent in seen.cpu if window_start + 0.5 <= epoch <= window_end + 0.5]
+    return LoadWorker(
+        id=seen.id or f"worker {seen.index}",
+        index=seen.index,
+        requests=sum(1 for start in seen.starts if window_start <= start < window_end),
+        reported=len(seen.starts),
+        cpu_percent_mean=round(statistics.fmean(cpu), 1) if cpu else None,
+        cpu_percent_max=round(max(cpu), 1) if cpu else None,
+        lost=seen.lost if seen.lost_at is None or seen.lost_at < window_end + 1.0 else None,
+        clock_offset_ms=None if seen.offset_ms is None else round(seen.offset_ms, 1),
+    )
+
+
+def worker_reasons(workers: list[LoadWorker], seen: list[WorkerSeen], window_end: float, max_cpu: float) -> list[str]:
+    """Why a distributed trial is not trusted, worker by worker."""
+    reasons = []
+    for worker, raw in zip(workers, seen, strict=True):
+        name = f"load worker {worker.index} ({worker.id})"
+        if worker.lost:
+            reasons.append(f"{name} was lost mid-run: {worker.lost}; its share of the load was not sent")
+        elif raw.unflushed:
+            reasons.append(f"{name}: its last samples never reached the master; its figures are incomplete")
+        if worker.cpu_percent_mean is not None and worker.cpu_percent_mean > max_cpu:
+            reasons.append(
+                f"{name} CPU {worker.cpu_percent_mean:.0f}% > {max_cpu:.0f}%: it may be the bottleneck "
+                "(start more workers, or lower the load)"
+            )
+        if worker.clock_offset_ms is not None and abs(worker.clock_offset_ms) > MAX_CLOCK_OFFSET_MS:
+            reasons.append(
+                f"{name}'s clock is {worker.clock_offset_ms:.0f} ms off the master's (limit {MAX_CLOCK_OFFSET_MS:.0f} ms): "
+                "its requests fall in the wrong seconds of the window (synchronise the clocks, e.g. with NTP)"
+            )
+    return reasons
 
 
 def balanced_shares(rows: list[BalancerSample]) -> list[BalancedReplica]:

@@ -133,9 +133,12 @@ class CostFigures:
 
 def cost_figures(record: RunRecord, trial: Trial, rate: float, rate_kind: str, sheet: PriceSheet) -> CostFigures:
     reserved, used = reserved_budget(record, trial), used_budget(trial)
-    return CostFigures(
-        rate, rate_kind, cost(sheet, reserved.resources(), rate), cost(sheet, used.resources(), rate), reserved, used
-    )
+    used_cost = cost(sheet, used.resources(), rate)
+    unmeasured = record.unmeasured.service_resources
+    if unmeasured:  # a deployment benched at its URL: nothing was used, as far as aiarch can tell
+        used = Budget(None, None, {}, (f"not measured: {unmeasured}",))
+        used_cost = Cost(per_hour=0.0, per_million=None, missing=(f"not measured: {unmeasured}",))
+    return CostFigures(rate, rate_kind, cost(sheet, reserved.resources(), rate), used_cost, reserved, used)
 
 
 @dataclass(frozen=True)

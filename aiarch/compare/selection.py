@@ -147,7 +147,11 @@ def differences_besides_architecture(runs: list[Run]) -> list[str]:
     differs("runtime", lambda r: r.runtime)
     differs("duration and warm-up", lambda r: (r.plan.duration_s, r.plan.warmup_s))
     differs("scenario", lambda r: r.plan.scenario)
+    differs("load generator", _load_generator)
     differs("CPU placement", _placement)
+    for run in runs:
+        for what, reason in run.record.unmeasured.reasons():
+            flags.append(f"{run.label}: {what} not measured: {reason}")
     for run in runs:
         sharing = (
             run.record.placement.shared if run.record.placement else "not recorded (a record from before aiarch placed CPUs)"
@@ -173,6 +177,11 @@ def differences_besides_architecture(runs: list[Run]) -> list[str]:
     return flags
 
 
+def _load_generator(record: RunRecord) -> str:
+    workers = record.plan.workers
+    return f"{workers} load worker(s) elsewhere" if workers else "this machine"
+
+
 def _placement(record: RunRecord) -> str:
     """Where the load generator and the services ran, in a few words: the CPU sets only (each
     architecture's quotas differ by design: they are its own services')."""
@@ -183,5 +192,5 @@ def _placement(record: RunRecord) -> str:
     def cpus(value: list[int] | None) -> str:
         return "any" if value is None else format_cpus(value)
 
-    services = sorted({cpus(value) for value in placement.service_cpus.values()})
+    services = sorted({cpus(value) for value in placement.service_cpus.values()}) or ["not known"]
     return f"load generator on CPU {cpus(placement.loadgen_cpus)}, services on CPU {' + '.join(services)}"

@@ -68,7 +68,7 @@ def test_the_record_holds_every_latency_and_its_environment(tmp_path: Path):
     with ServiceTimeServer(service_time_s=0.005) as server:
         project = measured_project(tmp_path / "p", server.url)
         _, path = bench(project, BenchOptions(users=2, duration_s=3, warmup_s=1, repeat=2))
-    assert json.loads(path.read_text())["schema"] == "aiarch.run/7"
+    assert json.loads(path.read_text())["schema"] == "aiarch.run/8"
     saved = load_run(path)
     assert saved.status == "complete"
     assert saved.environment.cpu_cores and saved.environment.cpu_cores >= 1 and saved.environment.aiarch

@@ -128,10 +128,10 @@ def test_bad_input_is_one_line_and_exit_2(two_runs, tmp_path: Path):
     del damaged_record["environment"]
     damaged.write_text(json.dumps(damaged_record))
     future = tmp_path / "future.json"
-    future.write_text(json.dumps({**json.loads(valid.read_text()), "schema": "aiarch.run/8"}))
+    future.write_text(json.dumps({**json.loads(valid.read_text()), "schema": "aiarch.run/99"}))
     cases = [
         ([str(damaged), valid.stem], "is a damaged run record: environment: required; points.0.trials.0.latencies.microseconds"),
-        ([str(future), valid.stem], "schema 'aiarch.run/8', which this aiarch does not read"),
+        ([str(future), valid.stem], "schema 'aiarch.run/99', which this aiarch does not read"),
         (["no-such-run", valid.stem], "no run 'no-such-run'"),
         ([str(corrupt), valid.stem], "not a readable run record (corrupt JSON"),
         ([str(foreign), valid.stem], "is not an aiarch run record"),

@@ -122,8 +122,9 @@ Runtime = Annotated[
     typer.Option(
         "--runtime",
         "-r",
-        help="docker or local (default: docker when an engine answers, else local processes).",
-        metavar="docker|local",
+        help="docker, local or swarm (default: docker when an engine answers, else local processes; swarm: "
+        "services of the engine's active swarm).",
+        metavar="docker|local|swarm",
     ),
 ]
 ProjectDir = Annotated[
@@ -375,17 +376,18 @@ def bench(
         ),
     ] = None,
     master_bind: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--master-bind",
-            help="With --workers: where this machine's Locust master listens for them. 0.0.0.0:5557 lets other "
-            "machines in (Locust's port has no authentication: firewall it to them).",
+            help="With --workers: where this machine's Locust master listens for them (default 127.0.0.1:5557). "
+            "0.0.0.0:5557 lets other machines in (Locust's port has no authentication: firewall it to them).",
             metavar="HOST:PORT",
         ),
-    ] = "127.0.0.1:5557",
+    ] = None,
     workers_wait: Annotated[
-        str, typer.Option("--workers-wait", help="With --workers: how long a trial waits for them to connect.")
-    ] = "60s",
+        str | None,
+        typer.Option("--workers-wait", help="With --workers: how long a trial waits for them to connect (default 60s)."),
+    ] = None,
 ) -> None:
     """Load-test the running deployment(s) with Locust and save an exact run record for each."""
     with _user_errors():
@@ -399,6 +401,9 @@ def bench(
             raise UserInputError(
                 f"--workers must be >= 1 (got {workers})", hint="leave it out to send the load from this machine"
             )
+        if workers is None and (master_bind is not None or workers_wait is not None):
+            flag = "--master-bind" if master_bind is not None else "--workers-wait"
+            raise UserInputError(f"{flag} belongs to --workers", hint="add --workers N (the workers that send the load)")
         searching = capacity or bool(slo)
         options = BenchOptions(
             users=users,
@@ -417,8 +422,8 @@ def bench(
             urls=tuple(parse_url(text) for text in url or ()),
             architectures=tuple(arch or ()),
             workers=workers,
-            master=master_bind,
-            workers_wait_s=parse_duration_option("--workers-wait", workers_wait),
+            master=master_bind or "127.0.0.1:5557",
+            workers_wait_s=parse_duration_option("--workers-wait", workers_wait or "60s"),
         )
         if not searching:
             given = [flag for flag, value in (("--start-rate", start_rate), ("--max-rate", max_rate), ("--precision", precision),
@@ -530,8 +535,10 @@ def loadgen_worker(
     ] = 1,
     wait: Annotated[str, typer.Option("--wait", help="How long to wait for the master's next trial before stopping.")] = "60s",
 ) -> None:
-    """Send a share of the load of a bench run from another machine: join each of its trials as a
-    Locust worker (the scenario and settings come from the master), until none starts for --wait."""
+    """Send a share of a bench run's load from this machine (as a Locust worker of each trial).
+
+    The scenario and the load's settings come from the master (`aiarch bench --workers N`); the
+    worker joins every trial in turn and stops when none starts for --wait."""
     with _user_errors():
         from aiarch import terminal
         from aiarch.bench.worker import run_worker

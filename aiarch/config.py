@@ -138,6 +138,12 @@ def _http_path(value: str) -> str:
     return value
 
 
+def _constraint(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+\s*(==|!=)\s*[^\s=!]+", value.strip()):
+        raise ValueError(f"{value!r} is not a Swarm placement constraint such as node.labels.gpu==true")
+    return value.strip()
+
+
 def _restart_policy(value: Any) -> str:
     from aiarch.supervisor import parse_restart
 
@@ -170,6 +176,9 @@ class Service(_Model):
     restart: Annotated[str, BeforeValidator(_restart_policy)] = "on-failure:5"
     # "model": the service that holds the model, where fault experiments aim by default.
     role: Literal["model"] | None = None
+    # Where the swarm runtime may run this service's tasks: Swarm's placement constraints, passed
+    # through (e.g. node.labels.gpu==true). The other runtimes run on one machine and ignore them.
+    constraints: list[Annotated[str, AfterValidator(_constraint)]] = Field(default_factory=list)
 
 
 def _yaml_scalar_text(value: Any) -> Any:
@@ -191,6 +200,9 @@ class Images(_Model):
     pip_trusted_host: str | None = None  # [PIP_TRUSTED_HOST]
     ca_bundle: str | None = None  # [AIARCH_CA_BUNDLE] a PEM file pip trusts while building
     balancer: str | None = None  # [AIARCH_BALANCER_IMAGE] HAProxy's image (default haproxy:2.6)
+    # [AIARCH_REGISTRY] where the swarm runtime pushes the images it builds, for every node to
+    # pull (e.g. registry.example:5000/team); required on a swarm of several nodes.
+    registry: str | None = None
 
 
 SLO_PERCENTILES = ("p50", "p90", "p95", "p99", "p99.9")
@@ -474,6 +486,11 @@ def parse_config(document: Any, source: str = CONFIG_FILENAME) -> ProjectConfig:
 
 
 _SECRET_NAME = re.compile(r"secret|token|passw|credential|api_?key|private|auth", re.IGNORECASE)
+
+
+def looks_secret(name: str) -> bool:
+    """Whether an environment variable's name suggests a secret (records hide its value)."""
+    return bool(_SECRET_NAME.search(name))
 
 
 def recorded_environment(environment: Mapping[str, str]) -> dict[str, str]:

@@ -414,8 +414,8 @@ class LoadWorker(_Model):
     cpu_percent_mean: float | None  # over the measured window, as the worker measured itself
     cpu_percent_max: float | None
     lost: str | None = None  # why it stopped before the end (the trial is then invalid)
-    # The master's clock minus the worker's when a batch of samples arrived (the largest seen,
-    # ms): an upper bound of their clock difference plus the time in transit.
+    # The master's clock minus the worker's when a batch of samples arrived, the least seen (ms):
+    # their clocks' difference plus the shortest time in transit.
     clock_offset_ms: float | None = None
 
 

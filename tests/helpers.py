@@ -40,7 +40,7 @@ def leftovers(engine, project: Path) -> list[str]:
     from aiarch.runtime.docker import LABEL
 
     selector = {"label": [f"{LABEL}.project_dir={project}"]}
-    return [c.name for c in engine.containers.list(all=True, filters=selector)] + [
+    return [c.name for c in engine.containers.list(all=True, filters=selector, ignore_removed=True)] + [
         n.name for n in engine.networks.list(filters=selector)
     ]
 

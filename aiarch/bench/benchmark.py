@@ -114,6 +114,33 @@ def _external_target(project: Project, url: str, architecture: str | None) -> De
     )
 
 
+def _check_reachable_by_workers(plan: BenchPlan, url: str) -> None:
+    """Workers on other machines (a master listening beyond loopback) send to URL from there: a
+    loopback URL would be each worker's own machine."""
+    import ipaddress
+
+    from aiarch.bench.runner import split_master
+
+    if not plan.workers or not plan.master:
+        return
+    master_host, _ = split_master(plan.master)
+    target = urllib.parse.urlsplit(url).hostname or ""
+
+    def loopback(host: str) -> bool:
+        try:
+            return host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    if loopback(target) and not loopback(master_host):
+        raise UserInputError(
+            f"the deployment answers at {url}, on this machine's loopback: load workers on other machines "
+            f"(--master-bind {plan.master}) would each send to their own",
+            hint="bench a deployment at an address the workers reach (--url http://HOST:PORT), or keep the workers on "
+            "this machine (--master-bind 127.0.0.1:PORT)",
+        )
+
+
 class _Unsampled:
     """The usage probe of a deployment aiarch did not start: it sees none of its replicas."""
 
@@ -169,6 +196,7 @@ class _Session:
             self.deployment = deployment = _external_target(project, url, architecture)
             engine, probe, unmeasured = {"engine": EXTERNAL, "url": url}, _Unsampled(), _unmeasured_at(url)
             gpu_info = GpuInfo(available=False, reason=unmeasured.gpu)
+        _check_reachable_by_workers(self.plan, deployment.entry_url)
         config = deployment.config or without_secrets(project.config)
         self.loadgen = _loadgen_placement(options, config, deployment)
         self.record = RunRecord(

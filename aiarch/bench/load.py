@@ -4,6 +4,7 @@ defaults in one place and checked before anything runs."""
 from __future__ import annotations
 
 import math
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -161,10 +162,19 @@ def _check_workers(options: BenchOptions) -> None:
             hint="give each worker more processes instead: aiarch loadgen worker --processes N (and count them in --workers)",
         )
     try:
-        split_master(options.master)
+        host, port = split_master(options.master)
     except ValueError as error:
         raise UserInputError(
             f"--master-bind {error}", hint="e.g. --master-bind 0.0.0.0:5557 for workers on other machines"
+        ) from None
+    try:  # Locust would say it in a traceback, after the deployment's checks
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        raise UserInputError(
+            f"--master-bind {options.master}: this machine cannot listen there ({error.strerror or error})",
+            hint="choose a free port and an address of this machine (0.0.0.0: every interface)",
         ) from None
     if not math.isfinite(options.workers_wait_s) or options.workers_wait_s <= 0:
         raise UserInputError("--workers-wait must be > 0 seconds", hint="e.g. --workers-wait 2m")

@@ -28,7 +28,7 @@ sends (aiarch_load_env.py, with the scenario's environment). It sends its sample
 master in Locust's own messages ("aiarch_samples", every 0.5 s), with '#cpu EPOCH PERCENT' once a
 second (its own CPU). The master writes each worker's lines to samples-worker-<index>.tsv, with
 '#worker INDEX ID' and '#offset MS' (the master's clock minus the worker's when a batch arrived,
-when it grew), and to samples-master.tsv '#lost EPOCH INDEX REASON' when a worker leaves before
+the least seen so far), and to samples-master.tsv '#lost EPOCH INDEX REASON' when a worker leaves before
 the end. At the test's end it asks every worker for its last lines ("aiarch_flush") and waits
 for them (up to _FLUSH_WAIT_S; '#unflushed EPOCH INDEX' for one that never sent them).
 """
@@ -327,11 +327,14 @@ class _Gatherer:
         if isinstance(text, str) and text:
             # Files only for workers that send lines: local processes (--processes) write their own.
             stream = self.file_of(worker)
+            # The master's clock minus the worker's, plus the batch's time in transit: the least
+            # seen is the best estimate of their clocks' difference.
             offset = (time.time() - float(data.get("sent") or time.time())) * 1000.0
-            if offset > self.offsets.get(worker, float("-inf")) + 1.0:
+            if offset < self.offsets.get(worker, float("inf")) - 1.0:
                 self.offsets[worker] = offset
                 stream.write(f"#offset {offset:.1f}\n")
             stream.write(text if text.endswith("\n") else text + "\n")
+            stream.flush()  # aiarch reads the files as they grow: the live view, the load's start
         if data.get("final"):
             self.final.add(worker)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from aiarch.bench.gpu import GpuSampler, attribute_processes
 from aiarch.bench.stats import Sample
-from aiarch.config import recorded_environment
+from aiarch.config import looks_secret
 from aiarch.errors import AiarchError, UserInputError
 from aiarch.processes import ProcessTreeSampler, affinity, pin, stop_process_group
 from aiarch.run_record import BalancerReading, BalancerSample, BenchPlan, GpuSample, Load, LoadgenSample, ResourceSample
@@ -314,20 +314,25 @@ def run_trial(
             raise UserInputError(
                 f"{connected} of {plan.workers} load workers connected to {plan.master} within "
                 f"{plan.workers_wait_s or 60:g} s: no load was sent",
-                hint=f"start each one with `aiarch loadgen worker --master {plan.master}` (on the machines that send the "
-                "load), or give fewer --workers",
+                hint=f"start each one with `aiarch loadgen worker --master {_reachable(plan.master or '')}` (on the "
+                "machines that send the load), or give fewer --workers",
             )
         raise _no_request_error(log, outcome.exit_code, project_dir / plan.scenario)
     return outcome
 
 
+def _reachable(master: str) -> str:
+    """MASTER as a worker gives it: a wildcard address stands for one of this machine's."""
+    host, _, port = master.rpartition(":")
+    return f"THIS_MACHINE:{port}" if host.strip("[]") in ("0.0.0.0", "::", "") else master  # noqa: S104 - compared, not bound
+
+
 def _load_env_file(folder: Path, variables: dict[str, str]) -> Path:
     """The first file the master sends each remote worker (Locust's `-f -`): it sets, before the
     scenario and the plugin are imported, the variables they read: the load's settings and the
-    entry service's environment (secret-looking ones left out: the master's port has no
-    authentication)."""
-    shown = recorded_environment(variables)
-    safe = {name: value for name, value in variables.items() if shown.get(name) == value}
+    entry service's environment, secret-looking ones left out (the master's port has no
+    authentication; a worker takes those from its own environment)."""
+    safe = {name: value for name, value in variables.items() if not looks_secret(name)}
     path = folder / LOAD_ENV_FILE
     path.write_text(
         '"""Written by aiarch for its remote load workers: the environment of the load."""\n\n'

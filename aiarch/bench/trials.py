@@ -55,7 +55,10 @@ def analyse_trial(outcome: TrialOutcome, plan: BenchPlan, load: Load, index: int
     loadgen_cpu = statistics.fmean(window_cpu) if window_cpu else 0.0
     if loadgen_cpu > thresholds.max_loadgen_cpu_percent:
         reasons.append(
-            f"load generator CPU {loadgen_cpu:.0f}% > {thresholds.max_loadgen_cpu_percent:.0f}%: it may be the "
+            f"load master CPU {loadgen_cpu:.0f}% > {thresholds.max_loadgen_cpu_percent:.0f}%: it may not keep up with "
+            "its workers' samples (give it a CPU of its own, or lower the load)"
+            if plan.workers
+            else f"load generator CPU {loadgen_cpu:.0f}% > {thresholds.max_loadgen_cpu_percent:.0f}%: it may be the "
             "bottleneck (add --processes, or lower the load)"
         )
     workers = [load_worker(seen, window_start, window_end) for seen in outcome.workers]
@@ -117,7 +120,7 @@ def load_worker(seen: WorkerSeen, window_start: float, window_end: float) -> Loa
         reported=len(seen.starts),
         cpu_percent_mean=round(statistics.fmean(cpu), 1) if cpu else None,
         cpu_percent_max=round(max(cpu), 1) if cpu else None,
-        lost=seen.lost if seen.lost_at is None or seen.lost_at < window_end + 1.0 else None,
+        lost=seen.lost,  # the master watches until the load ends: its share is missing either way
         clock_offset_ms=None if seen.offset_ms is None else round(seen.offset_ms, 1),
     )
 

@@ -81,16 +81,69 @@ def run_worker(master: str, project_dir: Path, processes: int, wait_s: float, on
             on_step(f"no trial started for {wait_s:g} s: done after {trials} trial(s)")
             return trials
         on_step(f"trial {trials + 1}: joining the master at {host}:{port}")
-        process = subprocess.Popen(
-            worker_command(host, port, processes), cwd=project_dir, env=env, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        try:
-            code = process.wait()
-        finally:
-            if process.poll() is None:  # Ctrl-C, or any error: never leave a load process behind
-                stop_process_group(process)
+        _join(host, port, processes, project_dir, env)
         trials += 1
-        if code != 0:
-            raise AiarchError(f"the Locust worker exited with status {code} in trial {trials} (its output is above)")
         # The master quits a moment after its workers: look for the next trial's once it has.
         _wait_until(lambda: not master_answers(host, port, 0.2), 10.0)
+
+
+_NOT_A_MASTER = "Waiting to connect to master to receive locustfile"  # Locust's words after 10 s
+MASTER_GONE_S = 5.0  # a master that stops answering for this long has died: its load stops here too
+
+
+def _join(host: str, port: int, processes: int, project_dir: Path, env: dict[str, str]) -> None:
+    """One trial as a Locust worker. Locust writes the files the master sends to the temporary
+    folder and imports them from there: a private one per trial (no other user's module shadows
+    the scenario's imports, nothing is left behind). Its output is passed on, and watched: a
+    peer that sends no scenario is not a Locust master; a master that stops answering has died
+    (Locust's worker would go on sending load for a minute)."""
+    import shutil
+    import tempfile
+    import threading
+
+    scratch = tempfile.mkdtemp(prefix="aiarch-worker-")
+    not_a_master = threading.Event()
+    stopping = threading.Event()  # aiarch stops it: what Locust says while it goes is noise
+    process = subprocess.Popen(
+        worker_command(host, port, processes), cwd=project_dir, env={**env, "TMPDIR": scratch},
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+    def relay() -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = raw.decode(errors="replace")
+            if _NOT_A_MASTER in line:
+                not_a_master.set()
+            if not stopping.is_set() and not not_a_master.is_set():
+                sys.stderr.write(line)
+
+    reader = threading.Thread(target=relay, daemon=True)
+    reader.start()
+    try:
+        silent_since: float | None = None
+        while process.poll() is None:
+            time.sleep(0.5)
+            if not_a_master.is_set():
+                raise UserInputError(
+                    f"something answers at {host}:{port}, but not a Locust master: it sent no scenario",
+                    hint="give the address of `aiarch bench --workers N` (its --master-bind), not the app's",
+                )
+            answering = master_answers(host, port, 0.5)
+            silent_since = None if answering else (silent_since or time.monotonic())
+            if silent_since is not None and time.monotonic() - silent_since > MASTER_GONE_S:
+                stopping.set()
+                stop_process_group(process)
+                raise AiarchError(
+                    f"the master at {host}:{port} stopped answering mid-trial: this worker's load was stopped",
+                    hint="the bench that ran it says why (its record keeps what was measured)",
+                )
+        code = process.wait()
+        if code != 0:
+            raise AiarchError(f"the Locust worker exited with status {code} (its output is above)")
+    finally:
+        if process.poll() is None:  # Ctrl-C, or any error: never leave a load process behind
+            stopping.set()
+            stop_process_group(process)
+        reader.join(timeout=5)
+        shutil.rmtree(scratch, ignore_errors=True)

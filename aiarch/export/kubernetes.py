@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from aiarch.config import ProjectConfig, Service
+from aiarch.config import ProjectConfig, Service, looks_secret
 from aiarch.errors import AiarchError, ConfigError, UserInputError
 from aiarch.runtime.balancer import CHECK_TIMEOUT_MS, FALL
 from aiarch.runtime.base import Project, dependency_env
@@ -187,6 +187,12 @@ def kubernetes_manifests(project: Project, options: KubernetesOptions) -> Manife
             )
         if service.restart == "no":
             warnings.append(f"{name}: restart: no becomes restartPolicy Always (the only one a Deployment allows)")
+        secrets = [key for key in service.environment if looks_secret(key)]
+        if secrets:
+            warnings.append(
+                f"{name}: {', '.join(secrets)} look{'s' if len(secrets) == 1 else ''} like secrets and are written in plain "
+                "text: keep the folder out of version control, or move them to a Kubernetes Secret (env valueFrom.secretKeyRef)"
+            )
         documents = [
             _deployment(project, name, service, options, autoscaled=hpa is not None and hpa[0] == name),
             _service(config, name, service, options.namespace),

@@ -29,7 +29,7 @@ from aiarch.runtime.base import (
 )
 from aiarch.runtime.rollout import RedeployRequest, RolloutResult, check_request, rollout
 
-RUNTIMES = ("docker", "local")
+RUNTIMES = ("docker", "local", "swarm")
 MAX_REPLICAS = 64
 
 
@@ -76,6 +76,12 @@ def select_runtime(requested: str | None) -> tuple[Runtime, str | None]:
         raise UserInputError(f"unknown runtime {requested!r}; choose one of: {', '.join(RUNTIMES)}")
     if requested == "local":
         return LocalRuntime(), None
+    if requested == "swarm":
+        from aiarch.runtime.swarm import SwarmRuntime, swarm_info
+
+        client = connect()
+        swarm_info(client)  # no active swarm: one line that says how, before anything is built
+        return SwarmRuntime(client), None
     if requested == "docker":
         return DockerRuntime(connect()), None
     try:
@@ -91,8 +97,11 @@ def runtime_for(deployment: Deployment) -> Runtime:
     """The runtime that made DEPLOYMENT (to sample it and to describe its engine)."""
     from aiarch.runtime.docker import DockerRuntime, connect
     from aiarch.runtime.local import LocalRuntime
+    from aiarch.runtime.swarm import SwarmRuntime
 
-    return LocalRuntime() if deployment.runtime == "local" else DockerRuntime(connect())
+    if deployment.runtime == "local":
+        return LocalRuntime()
+    return SwarmRuntime(connect()) if deployment.runtime == "swarm" else DockerRuntime(connect())
 
 
 def _runtime_of(project: Project) -> Runtime | None:
@@ -103,6 +112,10 @@ def _runtime_of(project: Project) -> Runtime | None:
     deployment = load_deployment(project)
     if deployment is not None and deployment.runtime == "local":
         return LocalRuntime()
+    if deployment is not None and deployment.runtime == "swarm":
+        from aiarch.runtime.swarm import SwarmRuntime
+
+        return SwarmRuntime(connect())
     try:
         return DockerRuntime(connect())
     except EngineUnavailable:
@@ -174,12 +187,17 @@ def down(project_dir: Path, remove_images: bool = False) -> DownReport:
     answers; safe to run twice."""
     from aiarch.runtime.docker import DockerRuntime, EngineUnavailable, connect
     from aiarch.runtime.local import LocalRuntime
+    from aiarch.runtime.swarm import SwarmRuntime, is_swarm_manager
 
     project = Project.load(project_dir)
     # Process records and labels find what runs even when deployment.json is damaged or missing.
     removed = list(LocalRuntime().down(project).removed)
     try:
-        removed += DockerRuntime(connect()).down(project, remove_images).removed
+        client = connect()
+        # On a swarm manager, the project's swarm services go first (their tasks' containers
+        # carry the project's labels too, and Swarm would replace any container removed alone).
+        engine = SwarmRuntime(client) if is_swarm_manager(client) else DockerRuntime(client)
+        removed += engine.down(project, remove_images).removed
     except EngineUnavailable:
         if remove_images:
             raise
@@ -219,5 +237,10 @@ def redeploy(
     project = Project.load(project_dir)
     deployment = check_request(project, load_deployment(project), request)
     runtime = runtime_for(deployment)
+    if deployment.runtime == "swarm":
+        from aiarch.runtime.swarm import SwarmRuntime
+
+        assert isinstance(runtime, SwarmRuntime)
+        return runtime.redeploy(project, deployment, request, reporter or SilentReporter(), on_step, cancel)
     ops = runtime.rollout_ops(project, deployment)
     return rollout(project, deployment, request, ops, reporter or SilentReporter(), on_step, cancel)

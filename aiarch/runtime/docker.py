@@ -225,7 +225,7 @@ class DockerRuntime:
             check_port_free(options.port)
         check_fault_switch(config, options)
         chosen_route()  # a bad AIARCH_PROBE is refused before anything is built
-        if self.client.containers.list(all=True, filters=_selector(project)):
+        if self.client.containers.list(all=True, filters=_selector(project), ignore_removed=True):
             raise UserInputError(
                 f"{config.name} is already up on Docker (or left over from a crashed run)",
                 hint="run `aiarch down` first",
@@ -673,7 +673,7 @@ class DockerRuntime:
         import docker
 
         removed = []
-        containers = self.client.containers.list(all=True, filters=_selector(project, **selector))
+        containers = self.client.containers.list(all=True, filters=_selector(project, **selector), ignore_removed=True)
         for container in containers:
             try:
                 if container.status == "paused":  # left by a fault experiment that was killed
@@ -705,8 +705,12 @@ class DockerRuntime:
     # -- ps, logs, service control ------------------------------------------------------------
     def _containers(self, project: Project, service: str | None = None) -> list[Any]:
         selector = {"service": service} if service else {}
-        containers = self.client.containers.list(all=True, filters=_selector(project, **selector))
+        containers = self.client.containers.list(all=True, filters=_selector(project, **selector), ignore_removed=True)
         return sorted(containers, key=lambda c: (c.labels.get(f"{LABEL}.service", ""), int(c.labels.get(f"{LABEL}.replica", 0))))
+
+    def _replica_name(self, container: Any) -> str:
+        """SERVICE-N, as `ps` and `logs` name a replica."""
+        return f"{container.labels.get(f'{LABEL}.service', '?')}-{container.labels.get(f'{LABEL}.replica', '?')}"
 
     def status(self, project: Project) -> list[ReplicaStatus]:
         containers = self._containers(project)
@@ -736,7 +740,7 @@ class DockerRuntime:
             endpoint = published or f"{container.name if name in (balanced or ()) else name}:{service.port} (internal)"
             health = "ready" if self._readiness(container, service, published) is None else "not ready"
             cpu, memory = _usage(container.stats(stream=False))
-        replica = f"{name}-{container.labels.get(f'{LABEL}.replica', '?')}"
+        replica = self._replica_name(container)
         restarts = int(container.attrs.get("RestartCount") or 0)
         return ReplicaStatus(name, replica, state, health, endpoint, cpu, memory, restarts)
 
@@ -755,8 +759,7 @@ class DockerRuntime:
             try:
                 for raw in container.logs(stream=True, follow=follow, tail="all" if tail is None else tail):
                     for line in raw.decode(errors="replace").splitlines():
-                        replica = f"{service}-{container.labels.get(f'{LABEL}.replica', '?')}"
-                        lines.put(f"{replica} | {line}" if prefix else line)
+                        lines.put(f"{self._replica_name(container)} | {line}" if prefix else line)
             finally:
                 lines.put(None)
 
@@ -917,7 +920,7 @@ class DockerRolloutOps:
         import docker
 
         selector = _selector(self.project, deployment=deployment.id, service=service, replica=str(slot))
-        for container in self.client.containers.list(all=True, filters=selector):
+        for container in self.client.containers.list(all=True, filters=selector, ignore_removed=True):
             try:
                 container.remove(force=True)
             except docker.errors.NotFound:

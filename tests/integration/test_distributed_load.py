@@ -78,7 +78,7 @@ def test_bench_url_measures_a_deployment_it_did_not_start_and_says_what_it_could
     assert (first.architecture, second.architecture) == ("monolith", "microservices")
     assert first.runtime == "external" and first.deployment.entry_url == server.url  # the trailing slash dropped
     assert first.environment.engine == {"engine": "external", "url": server.url}
-    assert set(first.unmeasured) == {"service_resources", "gpu", "placement"}
+    assert set(first.unmeasured.model_dump(exclude_none=True)) == {"service_resources", "gpu", "placement"}
     trial = first.points[0].trials[0]
     assert trial.resources_summary == {} and trial.resources == [] and trial.gpu == []
     assert not first.environment.gpu.available and "not started by aiarch" in (first.environment.gpu.reason or "")
@@ -101,8 +101,25 @@ def test_bench_url_measures_a_deployment_it_did_not_start_and_says_what_it_could
         (["--workers", "0"], "error: --workers must be >= 1 (got 0)"),
         (["--workers", "2", "--processes", "2"], "error: --processes is this machine's load processes"),
         (["--workers", "2", "--master-bind", "nowhere"], "error: --master-bind 'nowhere' is not HOST:PORT"),
+        (
+            ["--workers", "2", "--master-bind", "10.255.255.1:5557"],
+            "error: --master-bind 10.255.255.1:5557: this machine cannot listen there",
+        ),
+        (["--master-bind", "127.0.0.1:5557"], "error: --master-bind belongs to --workers"),
+        (["--workers", "2", "--master-bind", "0.0.0.0:45557"], "error: the deployment answers at http://127.0.0.1:"),
     ],
-    ids=["not-http", "no-host", "query", "arch-without-url", "no-workers", "workers-and-processes", "bad-master"],
+    ids=[
+        "not-http",
+        "no-host",
+        "query",
+        "arch-without-url",
+        "no-workers",
+        "workers-and-processes",
+        "bad-master",
+        "master-not-here",
+        "bind-without-workers",
+        "loopback-for-remote-workers",
+    ],
 )
 def test_bad_distributed_flags_are_refused_in_one_line(tmp_path: Path, arguments: list[str], expected: str):
     project = url_project(tmp_path / "p")
@@ -129,6 +146,25 @@ def test_a_worker_pointed_at_nothing_gives_up_after_its_wait(tmp_path: Path):
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.splitlines()[0].startswith("error: no Locust master answers at 127.0.0.1:"), result.stderr
     assert 2 <= time.monotonic() - started < 30
+
+
+def test_a_master_port_already_taken_is_refused(tmp_path: Path):
+    project = url_project(tmp_path / "p")
+    with socket.socket() as taken, ServiceTimeServer(service_time_s=0.001) as server:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = aiarch("bench", "-p", str(project), "--url", server.url, "--workers", "1", "--master-bind", f"127.0.0.1:{port}")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(f"error: --master-bind 127.0.0.1:{port}: this machine cannot listen there"), result.stderr
+
+
+def test_a_worker_pointed_at_something_that_is_not_a_locust_master_says_so(tmp_path: Path):
+    with ServiceTimeServer(service_time_s=0.001) as server:  # it answers TCP, and never sends a scenario
+        result = aiarch("loadgen", "worker", "--master", server.url.removeprefix("http://"), "-p", str(tmp_path), "--wait", "5s")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "error: something answers at 127.0.0.1:" in result.stderr and "but not a Locust master" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def _distributed_bench(
@@ -210,6 +246,19 @@ def server_has_answered(url: str) -> bool:
         return answered(url) > 0
     except httpx.HTTPError:
         return False
+
+
+def test_a_worker_whose_master_dies_stops_its_load(tmp_path: Path, started: list[Command]):
+    with ServiceTimeServer(service_time_s=0.002) as server:
+        _, bench, workers = _distributed_bench(tmp_path, started, server.url, "--rate", "50", "--duration", "30s")
+        bench.wait_for(lambda: server_has_answered(server.url), "the first requests", timeout_s=90)
+        kill_tree(bench.process.pid)  # the bench and its Locust master, as a machine that fails
+        for worker in workers:
+            assert worker.process.wait(timeout=30) == 1, worker.output()
+            assert "stopped answering mid-trial: this worker's load was stopped" in worker.output()
+        after = answered(server.url)
+        time.sleep(2.0)
+        assert answered(server.url) == after  # no load left running anywhere
 
 
 def test_interrupting_a_worker_stops_its_load_process(tmp_path: Path, started: list[Command]):

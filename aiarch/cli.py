@@ -478,13 +478,13 @@ def export_kubernetes_command(
         bool, typer.Option("--autoscale/--no-autoscale", help="An HPA on the model's service (needs its resources.cpus).")
     ] = True,
     min_replicas: Annotated[
-        int | None, typer.Option("--min-replicas", help="The HPA's minimum (default: the model service's replicas).", min=1)
+        int | None, typer.Option("--min-replicas", help="The HPA's minimum (default: the model service's replicas).")
     ] = None,
     max_replicas: Annotated[
-        int | None, typer.Option("--max-replicas", help="The HPA's maximum (default: 4 x the minimum, at least 4).", min=1)
+        int | None, typer.Option("--max-replicas", help="The HPA's maximum (default: 4 x the minimum, at least 4).")
     ] = None,
     target_cpu: Annotated[
-        int, typer.Option("--target-cpu", help="The HPA's CPU utilization target, % of the request.", min=1, max=100)
+        int, typer.Option("--target-cpu", help="The HPA's CPU utilization target, % of the request (1-100).")
     ] = 70,
 ) -> None:
     """Write Kubernetes manifests for the project (Deployments, Services, PDBs, an HPA, NetworkPolicies) and a README.

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from rich import box
 from rich.console import Console, Group
@@ -30,8 +31,21 @@ if TYPE_CHECKING:
     from aiarch.runtime.rollout import RolloutResult
     from aiarch.scaffold import NewProject
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+
+def _width(stream: TextIO) -> int | None:
+    """A terminal's own width; elsewhere (a pipe, a file, a CI log) COLUMNS, else 120 columns:
+    rich's 80 would split the tables' cells (endpoints, URLs) character by character."""
+    try:
+        if stream.isatty():
+            return None
+    except (AttributeError, ValueError):
+        pass
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else 120
+
+
+out = Console(highlight=False, width=_width(sys.stdout))
+err = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 
 def show_error(error: AiarchError) -> None:
@@ -60,7 +74,7 @@ def show_kubernetes_export(result: KubernetesExport) -> None:
         err.print(f"[yellow]note:[/] {escape(warning)}", soft_wrap=True)
     out.print("Next (see its README.md: build and load the images first):")
     out.print(f"  kubectl apply -f {escape(where)}/", soft_wrap=True)
-    out.print(f"  {escape(result.port_forward)}", soft_wrap=True)
+    out.print(f"  {escape(result.port_forward)} &", soft_wrap=True)
     out.print(
         f"  aiarch bench --url http://127.0.0.1:8080 --arch {escape(result.architecture)} -p {escape(shown(result.project_path))}",
         soft_wrap=True,

@@ -96,9 +96,12 @@ def _external_target(project: Project, url: str, architecture: str | None) -> De
     entry_name, entry = config.entrypoint
     reason = http_probe(f"{url}{entry.health_path}")
     if reason:
+        base = urllib.parse.urlsplit(url).path
         raise UserInputError(
             f"nothing healthy answers at {url} ({reason})",
-            hint=f"check --url (aiarch.yaml's entry service {entry_name!r} answers GET {entry.health_path} when healthy)",
+            hint=f"give the base URL, without {base}: aiarch adds the paths"
+            if base and base != "/"
+            else f"check --url (aiarch.yaml's entry service {entry_name!r} answers GET {entry.health_path} when healthy)",
         )
     return Deployment(
         id=new_id(1),

@@ -65,7 +65,8 @@ def analyse_trial(outcome: TrialOutcome, plan: BenchPlan, load: Load, index: int
     reasons += worker_reasons(workers, outcome.workers, window_end, thresholds.max_loadgen_cpu_percent)
     lag_mean, lag_max, lag_reason = judge_lag(outcome.lag, window_start, window_end, total.p50_ms)
     if lag_reason:
-        reasons.append(lag_reason)
+        # Workers elsewhere: theirs is the lag, and more of them (or a lower load) is the remedy.
+        reasons.append(lag_reason.replace("add --processes", "start more workers") if plan.workers else lag_reason)
     scheduled = None
     if load.kind == "open" and load.rate:
         scheduled = load.rate * duration

@@ -246,6 +246,12 @@ def _check_options(options: KubernetesOptions) -> None:
             "(lower-case letters, digits and '-', 63 characters at most)",
             hint="for example: --namespace shop",
         )
+    if options.namespace is not None and (options.namespace == "default" or options.namespace.startswith("kube-")):
+        raise UserInputError(
+            f"--namespace {options.namespace}: a namespace of the cluster's own, which the export would relabel "
+            "(restricted Pod Security) and `kubectl delete -f` would try to delete",
+            hint="name the project's own namespace (e.g. --namespace shop), or leave -n out for kubectl's current one",
+        )
     if options.registry is not None and not _REGISTRY.match(options.registry.rstrip("/")):
         raise UserInputError(
             f"--registry {options.registry!r}: not an image registry prefix",
@@ -696,7 +702,7 @@ def _readme(project: Project, target: Path, options: KubernetesOptions, rendered
         else "The manifests name no namespace: they go to kubectl's current one (add `-n NAMESPACE` to each "
         "command below, or export with `--namespace`). One project per namespace: two shops share service names."
     )
-    notes = "\n".join(f"- {warning}" for warning in rendered.warnings) or "- none"
+    notes = "\n".join(f"- {warning}" for warning in rendered.warnings) or "- nothing to note: every service has its resources."
     files = "\n".join(
         f"- `{name}`: " + ", ".join(f"{doc['kind']} {doc['metadata']['name']}" for doc in documents)
         for name, documents in rendered.files.items()
@@ -755,8 +761,7 @@ curl -s http://127.0.0.1:{LOCAL_PORT}{entry_service.readiness_path}
 aiarch bench --url http://127.0.0.1:{LOCAL_PORT} --arch {config.architecture} -p .
 ```
 
-`aiarch bench --url` measures a deployment aiarch did not start (the flag is new alongside this
-export). A port-forward tunnels every request through the API server: fine to check it works,
+`aiarch bench --url` measures a deployment aiarch did not start. A port-forward tunnels every request through the API server: fine to check it works,
 a bottleneck for throughput. For numbers to compare, reach `{entry}` through a LoadBalancer,
 NodePort or Ingress, or run the load generator inside the cluster.
 

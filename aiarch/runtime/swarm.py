@@ -163,7 +163,7 @@ class SwarmRuntime(DockerRuntime):
         options = replace(
             options,
             cpus=None,
-            cpus_shared="Swarm services cannot be pinned to CPUs: they may use every CPU of their node",
+            cpus_shared="Swarm cannot pin tasks to CPUs",
         )
         deployment_id = new_id()
         network_name = f"aiarch-{config.name}-{deployment_id}"
@@ -442,6 +442,16 @@ class SwarmRuntime(DockerRuntime):
         removed += self._remove(project, remove_images=remove_images)
         forget_deployment(project)
         return DownReport(removed=tuple(removed))
+
+    def _containers(self, project: Project, service: str | None = None) -> list[Any]:
+        """The newest container of each task slot: Swarm keeps the exited ones of earlier tasks
+        (its task history), which are not replicas any more."""
+        newest: dict[tuple[str, int | None], Any] = {}
+        for container in super()._containers(project, service):
+            key = (container.labels.get(f"{LABEL}.service", "?"), _slot(container))
+            if key not in newest or str(container.attrs.get("Created", "")) > str(newest[key].attrs.get("Created", "")):
+                newest[key] = container
+        return sorted(newest.values(), key=lambda c: (c.labels.get(f"{LABEL}.service", ""), _slot(c) or 0))
 
     def _replica_name(self, container: Any) -> str:
         slot = _slot(container)

@@ -110,7 +110,7 @@ def test_each_architecture_runs_as_swarm_services_answers_benches_scales_and_goe
         trial = record.points[0].trials[0]
         assert record.runtime == "swarm" and trial.completed > 20 and trial.total.failures == 0
         assert set(trial.resources_summary) == set(deployment.config.services)  # the tasks' containers, sampled
-        assert record.placement is not None and "cannot be pinned" in (record.placement.shared or "")
+        assert record.placement is not None and "Swarm cannot pin tasks" in (record.placement.shared or "")
     finally:
         down(project)
     assert swarm_leftovers(swarm, project) == []

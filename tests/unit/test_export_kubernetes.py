@@ -266,6 +266,8 @@ def test_replicas_and_the_autoscalers_bounds(project_copy: Any, tmp_path: Path):
         ({"autoscale": False, "max_replicas": 4}, "bound the autoscaler"),
         ({"target_cpu_percent": 0}, "--target-cpu 0"),
         ({"namespace": "Shop_1"}, "not a Kubernetes namespace name"),
+        ({"namespace": "kube-system"}, "a namespace of the cluster's own"),
+        ({"namespace": "default"}, "a namespace of the cluster's own"),
         ({"registry": "https://ghcr.io/me"}, "not an image registry prefix"),
         ({"registry": "ghcr.io/Me"}, "not an image registry prefix"),
     ],
